@@ -1,0 +1,75 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/config"
+)
+
+// DemoOptions configures Demo.
+type DemoOptions struct {
+	Out   io.Writer // tail-style event lines
+	Log   io.Writer // the bridge's log (io.Discard to hide it)
+	Every time.Duration
+}
+
+// Demo runs the whole pipeline against an in-process fake Bilibili that
+// receives a message every opts.Every, and prints every event as `tail`
+// does, until ctx ends. Nothing leaves the machine and nothing is kept.
+func Demo(ctx context.Context, opts DemoOptions) error {
+	if opts.Every <= 0 {
+		opts.Every = 2 * time.Second
+	}
+	fake := bilitest.NewServer()
+	defer fake.Close()
+	acct := fake.SeedDemo()
+	dir, err := os.MkdirTemp("", "bilibridge-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	cfg := &config.Config{
+		DataDir: dir, APIURL: fake.URL(), MainAPIURL: fake.URL(), PassportURL: fake.URL(), WWWURL: fake.URL(),
+		// The fake has no risk control to upset.
+		PollInterval: time.Second, PollUnsafe: true, StartFrom: "unread",
+		NATSListen: "off", NATSReplicas: 1, StreamMaxAge: 24 * time.Hour, Prefix: "bili",
+	}
+	fmt.Fprintf(opts.Out, "bilibridge demo: a fake Bilibili account %d gets a message every %s; each line below is an event the bridge published on NATS. Ctrl-C stops.\n", acct.UID, opts.Every)
+	return Run(ctx, Options{
+		Config:      cfg,
+		Credentials: bilibili.Credentials{SESSDATA: acct.SESSDATA, BiliJct: acct.BiliJct, DedeUserID: fmt.Sprint(acct.UID)},
+		Logger:      slog.New(slog.NewTextHandler(opts.Log, nil)),
+		Started: func(a *App) {
+			go func() {
+				if err := Tail(ctx, a.Conn.NC, a.Subjects.Prefix+".>", opts.Out); err != nil {
+					fmt.Fprintln(opts.Out, "tail:", err)
+				}
+			}()
+			go traffic(ctx, fake, acct.UID, opts.Every)
+		},
+	})
+}
+
+// traffic delivers random messages to the fake until ctx ends.
+func traffic(ctx context.Context, fake *bilitest.Server, uid int64, every time.Duration) {
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fake.DeliverRandom(uid, r)
+		}
+	}
+}

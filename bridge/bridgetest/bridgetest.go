@@ -1,0 +1,104 @@
+// Package bridgetest starts real NATS JetStream servers for tests: an
+// embedded nats-server on a random loopback port, reached over TCP like a
+// deployment would.
+package bridgetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/events"
+)
+
+// Server is a JetStream server for one test.
+type Server struct {
+	*server.Server
+	URL string
+}
+
+// StartServer starts a JetStream server storing under a temp dir; it is
+// shut down when the test ends.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	ns, err := bridge.StartEmbedded(bridge.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), MaxStore: 1 << 30, MaxMemory: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return &Server{Server: ns, URL: "nats://" + ns.Addr().String()}
+}
+
+// Connect opens a client connection to s, closed when the test ends.
+func (s *Server) Connect(t testing.TB) *bridge.Conn {
+	t.Helper()
+	c, err := bridge.Connect(context.Background(), bridge.NATSConfig{URL: s.URL, Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Provision creates the streams and buckets with test-sized settings.
+func Provision(t testing.TB, c *bridge.Conn, leaseTTL time.Duration) *bridge.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := bridge.Provision(ctx, c.JS, bridge.StoreConfig{Subjects: events.Subjects{}, LeaseTTL: leaseTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Msg is a message read back from a stream.
+type Msg struct {
+	Subject string
+	MsgID   string
+	Event   events.Event
+}
+
+// StreamEvents returns every message in stream, in stream order.
+func StreamEvents(t testing.TB, s jetstream.Stream) []Msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Msg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue // deleted
+		}
+		ev, err := events.Parse(raw.Data)
+		if err != nil {
+			t.Fatalf("stream message %d is not an event: %v", seq, err)
+		}
+		out = append(out, Msg{Subject: raw.Subject, MsgID: raw.Header.Get("Nats-Msg-Id"), Event: ev})
+	}
+	return out
+}
+
+// Eventually polls cond until it holds or the deadline passes. It waits
+// on real work (a goroutine, a server) and asserts nothing about time.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

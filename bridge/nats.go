@@ -1,0 +1,207 @@
+// Package bridge holds what every part of bilibridge shares over NATS: the
+// embedded server, stream and KV provisioning, publishing with
+// de-duplication, the sink runtime, the sender and the HTTP API.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NATSConfig says where NATS is.
+type NATSConfig struct {
+	// URL of external NATS servers, comma-separated; empty starts an
+	// embedded server.
+	URL string
+	// Creds is a credentials file for an external NATS.
+	Creds string
+	// Listen is where the embedded server listens ("host:port"); "off"
+	// keeps it in-process only.
+	Listen string
+	// DataDir holds the embedded JetStream store (under DataDir/nats).
+	DataDir string
+	// Name identifies this connection in the server's monitoring.
+	Name   string
+	Logger *slog.Logger
+}
+
+// Conn is a NATS connection with JetStream, and the embedded server
+// behind it when there is one.
+type Conn struct {
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	server *server.Server
+	log    *slog.Logger
+}
+
+// Connect connects to NATS, starting the embedded server first when no
+// URL is configured.
+func Connect(ctx context.Context, cfg NATSConfig) (*Conn, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Conn{log: log}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			log.Warn("NATS async error", "err", err)
+		}),
+	}
+	url := cfg.URL
+	if url == "" {
+		ns, err := StartEmbedded(EmbeddedConfig{Listen: cfg.Listen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		c.server = ns
+		opts = append(opts, nats.InProcessServer(ns))
+	} else if cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		c.shutdownServer()
+		return nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	c.NC = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("JetStream: %w", err)
+	}
+	c.JS = js
+	return c, nil
+}
+
+// Embedded reports whether the server runs inside this process.
+func (c *Conn) Embedded() bool { return c.server != nil }
+
+// ClientURL is where other processes reach the embedded server, or "".
+func (c *Conn) ClientURL() string {
+	if c.server == nil || c.server.Addr() == nil {
+		return ""
+	}
+	return "nats://" + c.server.Addr().String()
+}
+
+// Connected reports whether the connection is up.
+func (c *Conn) Connected() bool { return c.NC != nil && c.NC.IsConnected() }
+
+// Close drains the connection, so that in-flight publishes finish, and
+// stops the embedded server, which flushes its store.
+func (c *Conn) Close() {
+	if c.NC != nil {
+		done := make(chan struct{})
+		c.NC.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err := c.NC.Drain(); err != nil {
+			c.NC.Close()
+		} else {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				c.NC.Close()
+			}
+		}
+	}
+	c.shutdownServer()
+}
+
+func (c *Conn) shutdownServer() {
+	if c.server != nil {
+		c.server.Shutdown()
+		c.server.WaitForShutdown()
+	}
+}
+
+// EmbeddedConfig configures the embedded NATS server.
+type EmbeddedConfig struct {
+	Listen   string // "host:port", "off", or "" for in-process only
+	StoreDir string
+	// MaxStore and MaxMemory bound JetStream; zero means 10 GiB / 256 MiB,
+	// since the server's defaults (free disk, 75% of RAM) do not suit a
+	// sidecar.
+	MaxStore, MaxMemory int64
+	Logger              *slog.Logger
+}
+
+// StartEmbedded starts a JetStream-enabled NATS server in this process.
+func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName:         "bilibridge",
+		JetStream:          true,
+		StoreDir:           cfg.StoreDir,
+		JetStreamMaxStore:  cfg.MaxStore,
+		JetStreamMaxMemory: cfg.MaxMemory,
+		// The server's own signal handlers would os.Exit under us.
+		NoSigs: true,
+	}
+	if opts.JetStreamMaxStore == 0 {
+		opts.JetStreamMaxStore = 10 << 30
+	}
+	if opts.JetStreamMaxMemory == 0 {
+		opts.JetStreamMaxMemory = 256 << 20
+	}
+	switch cfg.Listen {
+	case "", "off":
+		opts.DontListen = true
+	default:
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_LISTEN %q: %w", cfg.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_LISTEN %q: bad port", cfg.Listen)
+		}
+		if p == 0 {
+			p = server.RANDOM_PORT // 0 would mean 4222
+		}
+		opts.Host, opts.Port = host, p
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	if cfg.Logger != nil {
+		ns.SetLogger(natsLogger{cfg.Logger}, false, false)
+	}
+	go ns.Start()
+	// A JetStream start failure (bad store dir) shows only as never
+	// becoming ready.
+	if !ns.ReadyForConnections(15 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded NATS did not become ready (is the data directory writable, and the listen address free?)")
+	}
+	return ns, nil
+}
+
+// natsLogger forwards the server's log to slog, at one level lower than
+// the server uses: its notices are routine for us.
+type natsLogger struct{ l *slog.Logger }
+
+func (n natsLogger) Noticef(format string, v ...any) { n.l.Debug("nats: " + fmt.Sprintf(format, v...)) }
+func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn("nats: " + fmt.Sprintf(format, v...)) }
+func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error("nats: " + fmt.Sprintf(format, v...)) }
+func (n natsLogger) Errorf(format string, v ...any)  { n.l.Error("nats: " + fmt.Sprintf(format, v...)) }
+func (n natsLogger) Debugf(format string, v ...any)  {}
+func (n natsLogger) Tracef(format string, v ...any)  {}

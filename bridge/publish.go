@@ -1,0 +1,72 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/events"
+)
+
+// Publisher publishes events to JetStream with the event id as
+// Nats-Msg-Id, so a retry or a replay after a crash is dropped by the
+// stream instead of delivered twice.
+type Publisher struct {
+	JS jetstream.JetStream
+	// AttemptTimeout bounds one publish attempt: during a NATS failover
+	// a publish can get no answer at all, and the retry (same id) is what
+	// goes through. Default 3s.
+	AttemptTimeout time.Duration
+}
+
+// Publish publishes ev on subject and returns once JetStream stored it (or
+// recognised it as a duplicate). It retries until ctx ends.
+func (p *Publisher) Publish(ctx context.Context, subject string, ev events.Event) error {
+	data, err := ev.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = p.PublishRaw(ctx, subject, ev.ID, data, nil)
+	return err
+}
+
+// PublishRaw publishes data with msgID and extra headers, retrying on
+// timeouts and missing responders until ctx ends.
+func (p *Publisher) PublishRaw(ctx context.Context, subject, msgID string, data []byte, hdr nats.Header) (*jetstream.PubAck, error) {
+	timeout := p.AttemptTimeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	for k, v := range hdr {
+		msg.Header[k] = v
+	}
+	wait := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		ack, err := p.JS.PublishMsg(actx, msg, jetstream.WithMsgID(msgID))
+		cancel()
+		if err == nil {
+			return ack, nil
+		}
+		if !retryablePublish(err) || ctx.Err() != nil {
+			return nil, fmt.Errorf("publishing %s: %w", subject, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("publishing %s: %w", subject, err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+func retryablePublish(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
+}

@@ -1,0 +1,185 @@
+// Package config reads bilibridge's configuration from the environment.
+// The variable names are a public contract (docs: README, design.md).
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/bilibridge/bilibridge/bilibili"
+)
+
+// MinPollInterval is the shortest interval allowed without POLL_UNSAFE:
+// faster polling has cost accounts a freeze within an hour.
+const MinPollInterval = 5 * time.Second
+
+// Config is every setting of bilibridge.
+type Config struct {
+	DataDir         string `envconfig:"DATA_DIR" default:"./data" desc:"embedded JetStream store and the credentials file"`
+	SESSDATA        string `envconfig:"BILI_SESSDATA" desc:"cookie SESSDATA; not needed when a credentials file exists"`
+	BiliJct         string `envconfig:"BILI_JCT" desc:"cookie bili_jct; not needed when a credentials file exists"`
+	UID             int64  `envconfig:"BILI_UID" desc:"the account's own mid (DedeUserID); default: asked from nav"`
+	RefreshToken    string `envconfig:"BILI_REFRESH_TOKEN" desc:"enables automatic cookie refresh"`
+	CredentialsFile string `envconfig:"BILI_CREDENTIALS_FILE" desc:"written by 'bilibridge login' (default $DATA_DIR/credentials.json)"`
+	APIURL          string `envconfig:"BILI_API_URL" default:"https://api.vc.bilibili.com" desc:"base URL of the IM host"`
+	MainAPIURL      string `envconfig:"BILI_MAIN_API_URL" default:"https://api.bilibili.com" desc:"base URL of the main API host"`
+	PassportURL     string `envconfig:"BILI_PASSPORT_URL" default:"https://passport.bilibili.com" desc:"base URL of the login host"`
+	WWWURL          string `envconfig:"BILI_WWW_URL" default:"https://www.bilibili.com" desc:"base URL used by cookie refresh"`
+
+	PollInterval time.Duration `envconfig:"POLL_INTERVAL" default:"6s" desc:"time between polls; below 5s is refused unless POLL_UNSAFE=1"`
+	PollUnsafe   bool          `envconfig:"POLL_UNSAFE" default:"false" desc:"allow POLL_INTERVAL below 5s (risks the account)"`
+	StartFrom    string        `envconfig:"START_FROM" default:"unread" desc:"first start only: unread forwards unread messages, now forwards nothing old"`
+	MarkRead     bool          `envconfig:"MARK_READ" default:"false" desc:"mark conversations read on Bilibili once their messages are published"`
+
+	NATSURL      string        `envconfig:"NATS_URL" desc:"external NATS server(s), comma-separated; empty = embedded"`
+	NATSCreds    string        `envconfig:"NATS_CREDS" desc:"credentials file for an external NATS"`
+	NATSListen   string        `envconfig:"NATS_LISTEN" default:"127.0.0.1:4222" desc:"where the embedded server listens; off = in-process only"`
+	NATSReplicas int           `envconfig:"NATS_REPLICAS" default:"1" desc:"replicas for streams and KV buckets on a cluster"`
+	StreamMaxAge time.Duration `envconfig:"STREAM_MAX_AGE" default:"720h" desc:"how long events stay in stream BILI"`
+	Prefix       string        `envconfig:"SUBJECT_PREFIX" default:"bili" desc:"first token of every subject"`
+
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"health, metrics and API; empty = off"`
+	APIToken string `envconfig:"API_TOKEN" desc:"bearer token for /api/*; the API is off while it is empty"`
+
+	TelegramToken        string `envconfig:"TELEGRAM_BOT_TOKEN" desc:"enables the Telegram sink (with TELEGRAM_CHAT_ID)"`
+	TelegramChatID       string `envconfig:"TELEGRAM_CHAT_ID" desc:"the forum supergroup (or chat) to post to"`
+	TelegramAPIURL       string `envconfig:"TELEGRAM_API_URL" default:"https://api.telegram.org" desc:"Bot API base URL"`
+	TelegramAllowedUsers string `envconfig:"TELEGRAM_ALLOWED_USERS" desc:"Telegram user ids whose messages are sent to Bilibili; empty = no replies"`
+
+	DiscordToken        string `envconfig:"DISCORD_BOT_TOKEN" desc:"enables the Discord sink (with DISCORD_CHANNEL_ID)"`
+	DiscordChannelID    string `envconfig:"DISCORD_CHANNEL_ID" desc:"the text or forum channel to post to"`
+	DiscordAPIURL       string `envconfig:"DISCORD_API_URL" default:"https://discord.com" desc:"REST base URL (the gateway address is asked from it)"`
+	DiscordAllowedUsers string `envconfig:"DISCORD_ALLOWED_USERS" desc:"Discord user ids who may reply"`
+	DiscordAllowedRoles string `envconfig:"DISCORD_ALLOWED_ROLES" desc:"Discord role ids whose members may reply"`
+
+	WebhookURLs   string `envconfig:"WEBHOOK_URLS" desc:"comma-separated endpoints; enables the webhook sink"`
+	WebhookSecret string `envconfig:"WEBHOOK_SECRET" desc:"whsec_... secret(s), space-separated, for signatures"`
+	WebhookEvents string `envconfig:"WEBHOOK_EVENTS" desc:"comma-separated event types to deliver (default: message events)"`
+
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
+}
+
+// String never shows a secret.
+func (c Config) String() string {
+	redacted := c
+	for _, s := range []*string{&redacted.SESSDATA, &redacted.BiliJct, &redacted.RefreshToken, &redacted.APIToken,
+		&redacted.TelegramToken, &redacted.DiscordToken, &redacted.WebhookSecret} {
+		if *s != "" {
+			*s = "(set)"
+		}
+	}
+	type plain Config // no String method: no recursion
+	return fmt.Sprintf("%+v", plain(redacted))
+}
+
+// GoString keeps %#v from printing secrets.
+func (c Config) GoString() string { return c.String() }
+
+// Load reads the environment and validates it.
+func Load() (*Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if c.CredentialsFile == "" {
+		c.CredentialsFile = filepath.Join(c.DataDir, "credentials.json")
+	}
+	return &c, c.Validate()
+}
+
+// Validate checks settings that would otherwise fail late or hurt the account.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.PollInterval < MinPollInterval && !c.PollUnsafe {
+		errs = append(errs, fmt.Errorf("POLL_INTERVAL=%s is below %s, which risks a Bilibili account freeze; set POLL_UNSAFE=1 to allow it anyway", c.PollInterval, MinPollInterval))
+	}
+	if c.PollInterval <= 0 {
+		errs = append(errs, errors.New("POLL_INTERVAL must be positive"))
+	}
+	if c.StartFrom != "unread" && c.StartFrom != "now" {
+		errs = append(errs, fmt.Errorf("START_FROM=%q: want unread or now", c.StartFrom))
+	}
+	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
+		errs = append(errs, fmt.Errorf("NATS_REPLICAS=%d: want 1 to 5", c.NATSReplicas))
+	}
+	if c.Prefix == "" || strings.ContainsAny(c.Prefix, ".*> \t") {
+		errs = append(errs, fmt.Errorf("SUBJECT_PREFIX=%q must be one subject token", c.Prefix))
+	}
+	if c.StreamMaxAge < time.Hour {
+		errs = append(errs, fmt.Errorf("STREAM_MAX_AGE=%s: want at least 1h", c.StreamMaxAge))
+	}
+	return errors.Join(errs...)
+}
+
+// Endpoints returns the Bilibili base URLs.
+func (c *Config) Endpoints() bilibili.Endpoints {
+	return bilibili.Endpoints{API: c.APIURL, MainAPI: c.MainAPIURL, Passport: c.PassportURL, WWW: c.WWWURL}
+}
+
+// ErrNoCredentials means neither the environment nor the credentials file
+// holds a login.
+var ErrNoCredentials = errors.New("no Bilibili login found")
+
+// Credentials returns the login: BILI_SESSDATA/BILI_JCT when set (the
+// environment wins), else the credentials file.
+func (c *Config) Credentials() (bilibili.Credentials, error) {
+	if c.SESSDATA != "" || c.BiliJct != "" {
+		if c.SESSDATA == "" || c.BiliJct == "" {
+			return bilibili.Credentials{}, errors.New("set both BILI_SESSDATA and BILI_JCT, or neither")
+		}
+		cr := bilibili.Credentials{SESSDATA: c.SESSDATA, BiliJct: c.BiliJct, RefreshToken: c.RefreshToken}
+		if c.UID != 0 {
+			cr.DedeUserID = fmt.Sprint(c.UID)
+		}
+		return cr, nil
+	}
+	cr, err := ReadCredentials(c.CredentialsFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return bilibili.Credentials{}, ErrNoCredentials
+	}
+	if err != nil {
+		return bilibili.Credentials{}, err
+	}
+	if c.UID != 0 && cr.DedeUserID == "" {
+		cr.DedeUserID = fmt.Sprint(c.UID)
+	}
+	return cr, nil
+}
+
+// ReadCredentials reads a credentials file written by `bilibridge login`.
+func ReadCredentials(path string) (bilibili.Credentials, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return bilibili.Credentials{}, err
+	}
+	var cr bilibili.Credentials
+	if err := json.Unmarshal(b, &cr); err != nil {
+		return bilibili.Credentials{}, fmt.Errorf("credentials file %s is not valid JSON: %w", path, err)
+	}
+	if !cr.Valid() {
+		return bilibili.Credentials{}, fmt.Errorf("credentials file %s lacks SESSDATA or bili_jct", path)
+	}
+	return cr, nil
+}
+
+// usageFormat lists every variable; a "-" stands for "no default".
+const usageFormat = "VARIABLE\tDEFAULT\tMEANING\n{{range .}}{{usage_key .}}\t{{with usage_default .}}{{.}}{{else}}-{{end}}\t{{usage_description .}}\n{{end}}"
+
+// Usage writes every variable with its default and meaning.
+func Usage(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if err := envconfig.Usagef("", &Config{}, tw, usageFormat); err != nil {
+		return err
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,123 @@
+package events
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// DefaultPrefix is the first token of every subject.
+const DefaultPrefix = "bili"
+
+// Subjects builds the NATS subjects of the public contract:
+//
+//	<prefix>.<uid>.msg.<session_type>.<talker_id>
+//	<prefix>.<uid>.recall.<session_type>.<talker_id>
+//	<prefix>.<uid>.sent.<session_type>.<talker_id>
+//	<prefix>.<uid>.account
+//	<prefix>.<uid>.dead.<sink>
+//	<prefix>.<uid>.send.<session_type>.<talker_id>   (stream BILI_OUTBOX)
+type Subjects struct {
+	Prefix string
+}
+
+func (s Subjects) prefix() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+func (s Subjects) conv(uid int64, kind string, sessionType int, talker uint64) string {
+	return fmt.Sprintf("%s.%d.%s.%d.%d", s.prefix(), uid, kind, sessionType, talker)
+}
+
+// Message is the subject of a message seen in a conversation.
+func (s Subjects) Message(uid int64, sessionType int, talker uint64) string {
+	return s.conv(uid, "msg", sessionType, talker)
+}
+
+// Recall is the subject of a recall in a conversation.
+func (s Subjects) Recall(uid int64, sessionType int, talker uint64) string {
+	return s.conv(uid, "recall", sessionType, talker)
+}
+
+// Sent is the subject of a send command's result.
+func (s Subjects) Sent(uid int64, sessionType int, talker uint64) string {
+	return s.conv(uid, "sent", sessionType, talker)
+}
+
+// Send is the subject of a send command on the outbox stream.
+func (s Subjects) Send(uid int64, sessionType int, talker uint64) string {
+	return s.conv(uid, "send", sessionType, talker)
+}
+
+// Account is the subject of an account's status events.
+func (s Subjects) Account(uid int64) string {
+	return fmt.Sprintf("%s.%d.account", s.prefix(), uid)
+}
+
+// Dead is the subject of events a sink gave up on.
+func (s Subjects) Dead(uid int64, sink string) string {
+	return fmt.Sprintf("%s.%d.dead.%s", s.prefix(), uid, Token(sink))
+}
+
+// Stream is the subject filter of stream BILI.
+func (s Subjects) Stream() string { return s.prefix() + ".*.>" }
+
+// Outbox is the subject filter of stream BILI_OUTBOX.
+func (s Subjects) Outbox() string { return s.prefix() + ".*.send.>" }
+
+// Events is the subject filter of every event on BILI except the outbox:
+// messages, recalls, send results, account status and dead letters.
+func (s Subjects) Events() []string {
+	p := s.prefix()
+	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account", p + ".*.dead.>"}
+}
+
+// Route is what a subject names.
+type Route struct {
+	UID         int64
+	Kind        string // msg, recall, sent, send, account, dead
+	SessionType int
+	TalkerID    uint64
+}
+
+// ParseSubject splits a subject of the contract. Conversation subjects
+// fill SessionType and TalkerID; account and dead subjects do not.
+func (s Subjects) ParseSubject(subject string) (Route, error) {
+	tok := strings.Split(subject, ".")
+	if len(tok) < 3 || tok[0] != s.prefix() {
+		return Route{}, fmt.Errorf("events: subject %q is not under %q", subject, s.prefix())
+	}
+	uid, err := strconv.ParseInt(tok[1], 10, 64)
+	if err != nil {
+		return Route{}, fmt.Errorf("events: subject %q: bad uid", subject)
+	}
+	c := Route{UID: uid, Kind: tok[2]}
+	switch c.Kind {
+	case "msg", "recall", "sent", "send":
+		if len(tok) != 5 {
+			return Route{}, fmt.Errorf("events: subject %q: want 5 tokens", subject)
+		}
+		if c.SessionType, err = strconv.Atoi(tok[3]); err != nil {
+			return Route{}, fmt.Errorf("events: subject %q: bad session type", subject)
+		}
+		if c.TalkerID, err = strconv.ParseUint(tok[4], 10, 64); err != nil {
+			return Route{}, fmt.Errorf("events: subject %q: bad talker id", subject)
+		}
+	}
+	return c, nil
+}
+
+// Token makes s safe as one subject token: NATS forbids '.', '*', '>' and
+// whitespace inside a token.
+func Token(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '*', '>', ' ', '\t', '\r', '\n':
+			return '_'
+		}
+		return r
+	}, s)
+}

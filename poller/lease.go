@@ -1,0 +1,94 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Lease makes sure only one process polls an account: Bilibili's risk
+// control punishes an account polled twice as often. It is a key in a KV
+// bucket whose TTL expires it unless the holder renews it; a holder that
+// dies is replaced within about two TTLs.
+type Lease struct {
+	kv     jetstream.KeyValue
+	key    string
+	holder string
+	log    *slog.Logger
+	rev    uint64
+	held   atomic.Bool
+}
+
+// NewLease returns a lease on key, held in the name of holder.
+func NewLease(kv jetstream.KeyValue, key, holder string, log *slog.Logger) *Lease {
+	return &Lease{kv: kv, key: key, holder: holder, log: log}
+}
+
+// Held reports whether this process held the lease at its last renewal.
+func (l *Lease) Held() bool { return l.held.Load() }
+
+// Renew acquires the lease or extends it, and reports whether it is held.
+func (l *Lease) Renew(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if l.held.Load() {
+		rev, err := l.kv.Update(ctx, l.key, []byte(l.holder), l.rev)
+		if err == nil {
+			l.rev = rev
+			return true
+		}
+		// A revision mismatch or a missing key means it expired and
+		// someone may have taken it: try to take it afresh below.
+		l.held.Store(false)
+		l.log.Warn("poller lease lost", "key", l.key, "err", err)
+	}
+	rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			l.log.Warn("poller lease unavailable", "key", l.key, "err", err)
+		}
+		return false
+	}
+	l.rev = rev
+	l.held.Store(true)
+	l.log.Info("poller lease acquired", "key", l.key, "holder", l.holder)
+	return true
+}
+
+// Keep renews the lease every ttl/3 until ctx ends, then releases it so
+// another process can take over at once.
+func (l *Lease) Keep(ctx context.Context, ttl time.Duration, changed func(held bool)) {
+	every := max(ttl/3, 100*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	was := l.Held()
+	for {
+		now := l.Renew(ctx)
+		if now != was && changed != nil {
+			changed(now)
+		}
+		was = now
+		select {
+		case <-ctx.Done():
+			l.Release()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Release gives the lease up if held.
+func (l *Lease) Release() {
+	if !l.held.Swap(false) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil {
+		l.log.Debug("releasing poller lease", "key", l.key, "err", err)
+	}
+}

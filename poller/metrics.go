@@ -1,0 +1,52 @@
+package poller
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the poller's Prometheus metrics.
+type Metrics struct {
+	polls    *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	lag      prometheus.Histogram
+	lastGood prometheus.Gauge
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bilibridge_polls_total", Help: "Polls of Bilibili, by result.",
+		}, []string{"result"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bilibridge_events_published_total", Help: "Events published to JetStream, by type.",
+		}, []string{"type"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bilibridge_poll_lag_seconds",
+			Help:    "Time from a message's Bilibili timestamp to its publish.",
+			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 900, 3600},
+		}),
+		lastGood: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bilibridge_last_good_poll_timestamp_seconds", Help: "Unix time of the last successful poll.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.polls, m.events, m.lag, m.lastGood)
+	}
+	return m
+}
+
+func (m *Metrics) polled(result string, at time.Time) {
+	m.polls.WithLabelValues(result).Inc()
+	if !at.IsZero() {
+		m.lastGood.Set(float64(at.UnixNano()) / 1e9)
+	}
+}
+
+func (m *Metrics) published(typ string, sent, now time.Time) {
+	m.events.WithLabelValues(typ).Inc()
+	m.lag.Observe(now.Sub(sent).Seconds())
+}

@@ -1,0 +1,702 @@
+// Package poller turns a Bilibili account's DMs into events on JetStream.
+//
+// Bilibili offers web clients no push channel for DMs, so the poller asks
+// new_sessions every interval (one call when nothing changed) and, for
+// each conversation that moved, fetches the messages after its cursor.
+// Cursors live in NATS KV and advance only after JetStream acknowledged
+// the publish, so a crash at any point re-publishes at worst (and the
+// stream drops the duplicate by its id) and never skips.
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/events"
+)
+
+// API is the part of the Bilibili client the poller uses.
+type API interface {
+	NewSessions(ctx context.Context, beginTS int64, size int) (*bilibili.SessionPage, error)
+	GetSessions(ctx context.Context, p bilibili.GetSessionsParams) (*bilibili.SessionPage, error)
+	FetchSessionMsgs(ctx context.Context, p bilibili.FetchParams) (*bilibili.MessagePage, error)
+	UserCards(ctx context.Context, uids []int64) ([]bilibili.UserCard, error)
+	UpdateAck(ctx context.Context, sessionType int, talkerID, ackSeqno uint64) error
+}
+
+// Publisher stores an event on JetStream and returns once it is acknowledged.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, ev events.Event) error
+}
+
+// Start positions for an account polled for the first time.
+const (
+	StartUnread = "unread" // publish the messages that are unread now
+	StartNow    = "now"    // publish nothing that is already there
+)
+
+// Config configures a Poller.
+type Config struct {
+	AccountUID  int64
+	AccountName string // names outgoing messages
+	API         API
+	Publisher   Publisher
+	Cursors     jetstream.KeyValue
+	// Leases, when set, makes the poller poll only while it holds the
+	// account's lease.
+	Leases   jetstream.KeyValue
+	LeaseTTL time.Duration
+	Subjects events.Subjects
+	// Interval between polls; default 6s. Jittered by ±10%.
+	Interval time.Duration
+	// StartFrom is StartUnread (default) or StartNow.
+	StartFrom string
+	// MarkRead calls update_ack once a conversation's messages are published.
+	MarkRead bool
+	// MaxBackoff caps the wait after repeated failures; default 10 min.
+	MaxBackoff time.Duration
+	// LoginRetry is how often an expired login is tried again; default 1 min.
+	LoginRetry time.Duration
+	// PageSize is the size of fetch_session_msgs and new_sessions pages; default 100.
+	PageSize int
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	Now      func() time.Time
+}
+
+// Status is the poller's state, for /readyz and /status.
+type Status struct {
+	LoginValid   bool
+	Leader       bool // holds the lease (always true without leases)
+	LastGoodPoll time.Time
+	LastError    string
+}
+
+// Poller polls one account.
+type Poller struct {
+	cfg      Config
+	log      *slog.Logger
+	lease    *Lease
+	profiles *profiles
+	wake     chan struct{}
+
+	mu       sync.Mutex
+	status   Status
+	failures int
+}
+
+// New returns a Poller for cfg.
+func New(cfg Config) *Poller {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 6 * time.Second
+	}
+	if cfg.StartFrom == "" {
+		cfg.StartFrom = StartUnread
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Minute
+	}
+	if cfg.LoginRetry <= 0 {
+		cfg.LoginRetry = time.Minute
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 100
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	log := cfg.Logger.With("uid", cfg.AccountUID)
+	p := &Poller{
+		cfg:      cfg,
+		log:      log,
+		profiles: newProfiles(10000, time.Hour, cfg.Now),
+		wake:     make(chan struct{}, 1),
+		status:   Status{LoginValid: true, Leader: cfg.Leases == nil},
+	}
+	if cfg.Leases != nil {
+		p.lease = NewLease(cfg.Leases, strconv.FormatInt(cfg.AccountUID, 10), uuid.NewString(), log)
+	}
+	return p
+}
+
+// Status returns the current state.
+func (p *Poller) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
+}
+
+// Wake asks for a poll now, for example after new credentials arrived.
+func (p *Poller) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run polls until ctx ends. It returns nil on cancellation: every
+// failure is retried with backoff, including an expired login, which is
+// reported once and then retried slowly until it works again.
+func (p *Poller) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	leaseCtx, stopLease := context.WithCancel(ctx)
+	defer stopLease()
+	if p.lease != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.lease.Keep(leaseCtx, p.cfg.LeaseTTL, func(held bool) {
+				p.mu.Lock()
+				p.status.Leader = held
+				p.mu.Unlock()
+				if held {
+					p.Wake()
+				}
+			})
+		}()
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-p.wake:
+		}
+		var delay time.Duration
+		if p.lease != nil && !p.lease.Held() {
+			delay = p.cfg.LeaseTTL / 3
+		} else {
+			delay = p.after(ctx, p.PollOnce(ctx))
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(delay)
+	}
+}
+
+// after records the outcome of a poll and returns the wait before the next.
+func (p *Poller) after(ctx context.Context, err error) time.Duration {
+	p.mu.Lock()
+	wasValid := p.status.LoginValid
+	p.mu.Unlock()
+	switch {
+	case err == nil:
+		p.mu.Lock()
+		p.failures = 0
+		p.status.LoginValid = true
+		p.status.LastGoodPoll = p.cfg.Now()
+		p.status.LastError = ""
+		p.mu.Unlock()
+		p.cfg.Metrics.polled("ok", p.cfg.Now())
+		if !wasValid {
+			p.log.Info("Bilibili login works again; polling resumed")
+			p.publishStatus(ctx, events.StateLoggedIn, "The Bilibili login works again; messages are flowing.")
+		}
+		return p.jitter(p.cfg.Interval)
+	case ctx.Err() != nil:
+		return 0
+	case bilibili.IsLoginExpired(err):
+		p.setError(err, false)
+		p.cfg.Metrics.polled("login_expired", time.Time{})
+		if wasValid {
+			p.log.Error("Bilibili login expired: run `bilibridge login` (or set new BILI_SESSDATA and BILI_JCT); polling is paused and resumes by itself once the login works", "err", err)
+			p.publishStatus(ctx, events.StateLoginExpired, "The Bilibili login has expired. Run `bilibridge login` on the bridge's host; polling resumes by itself once the new login is in place.")
+		}
+		return p.cfg.LoginRetry
+	}
+	p.setError(err, true)
+	p.mu.Lock()
+	p.failures++
+	n := p.failures
+	p.mu.Unlock()
+	class := bilibili.Classify(err)
+	p.cfg.Metrics.polled(class.String(), time.Time{})
+	wait := p.backoff(n)
+	p.log.Warn("poll failed; backing off", "class", class.String(), "failures", n, "retry_in", wait.Round(time.Millisecond), "err", err)
+	if class == bilibili.ClassRiskControl && n == 1 {
+		p.publishStatus(ctx, events.StateRiskControl, "Bilibili's risk control refused a request; the bridge is polling less often until it passes.")
+	}
+	return wait
+}
+
+func (p *Poller) setError(err error, loginValid bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.status.LastError = err.Error()
+	if !loginValid {
+		p.status.LoginValid = false
+	}
+}
+
+// backoff doubles the interval per consecutive failure, up to MaxBackoff.
+func (p *Poller) backoff(failures int) time.Duration {
+	d := p.cfg.Interval
+	for i := 0; i < failures && d < p.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return p.jitter(min(d, p.cfg.MaxBackoff))
+}
+
+// jitter spreads polls by ±10% so that they never look machine-timed.
+func (p *Poller) jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+}
+
+func (p *Poller) publishStatus(ctx context.Context, state, msg string) {
+	uid := p.cfg.AccountUID
+	ev, err := events.New(uid, events.TypeAccountStatus, strconv.FormatInt(uid, 10)+"-account-"+uuid.NewString(), "", p.cfg.Now(),
+		events.AccountStatusData{AccountUID: uid, State: state, Message: msg})
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err = p.cfg.Publisher.Publish(ctx, p.cfg.Subjects.Account(uid), ev)
+	}
+	if err != nil {
+		p.log.Warn("publishing account status", "state", state, "err", err)
+	}
+}
+
+// Cursor keys in the KV bucket.
+func (p *Poller) tsKey() string { return strconv.FormatInt(p.cfg.AccountUID, 10) + ".ts" }
+func (p *Poller) convKey(sessionType int, talker uint64) string {
+	return fmt.Sprintf("%d.%d.%d", p.cfg.AccountUID, sessionType, talker)
+}
+
+func (p *Poller) getCursor(ctx context.Context, key string) (uint64, bool, error) {
+	e, err := p.cfg.Cursors.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading cursor %s: %w", key, err)
+	}
+	v, err := strconv.ParseUint(string(e.Value()), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("cursor %s holds %q: %w", key, e.Value(), err)
+	}
+	return v, true, nil
+}
+
+func (p *Poller) putCursor(ctx context.Context, key string, v uint64) error {
+	if _, err := p.cfg.Cursors.Put(ctx, key, []byte(strconv.FormatUint(v, 10))); err != nil {
+		return fmt.Errorf("saving cursor %s: %w", key, err)
+	}
+	return nil
+}
+
+// PollOnce runs one poll: one new_sessions call when nothing changed.
+func (p *Poller) PollOnce(ctx context.Context) error {
+	ts, found, err := p.getCursor(ctx, p.tsKey())
+	if err != nil {
+		return err
+	}
+	if !found {
+		return p.bootstrap(ctx)
+	}
+	sessions, err := p.changedSessions(ctx, int64(ts))
+	if err != nil {
+		return err
+	}
+	newTS := int64(ts)
+	var failed error
+	for i := range sessions {
+		s := &sessions[i]
+		if err := p.syncSession(ctx, s, int64(ts)); err != nil {
+			c := bilibili.Classify(err)
+			if ctx.Err() != nil || c == bilibili.ClassLoginExpired || c == bilibili.ClassRiskControl {
+				return err
+			}
+			// One broken conversation must not hold up the others; the
+			// session cursor stays put so it is tried again next poll.
+			p.log.Warn("conversation not synced", "session_type", s.SessionType, "talker_id", s.TalkerID, "err", err)
+			failed = errors.Join(failed, err)
+			continue
+		}
+		newTS = max(newTS, s.SessionTS)
+	}
+	if failed != nil {
+		return failed
+	}
+	if newTS > int64(ts) {
+		return p.putCursor(ctx, p.tsKey(), uint64(newTS))
+	}
+	return nil
+}
+
+// changedSessions lists sessions active after ts, oldest first. When
+// new_sessions says there is more than one page, the rest is paged
+// through get_sessions backwards by session_ts.
+func (p *Poller) changedSessions(ctx context.Context, ts int64) ([]bilibili.Session, error) {
+	page, err := p.cfg.API.NewSessions(ctx, ts, p.cfg.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	all := page.Sessions
+	more := page.HasMore
+	for more && len(all) > 0 {
+		oldest := all[len(all)-1].SessionTS
+		for _, s := range all {
+			oldest = min(oldest, s.SessionTS)
+		}
+		page, err := p.cfg.API.GetSessions(ctx, bilibili.GetSessionsParams{SessionType: 4, EndTS: oldest, Size: p.cfg.PageSize})
+		if err != nil {
+			return nil, err
+		}
+		more = page.HasMore
+		added := false
+		for _, s := range page.Sessions {
+			if s.SessionTS <= ts {
+				more = false
+				continue
+			}
+			if s.SessionTS < oldest {
+				all = append(all, s)
+				added = true
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	slices.SortStableFunc(all, func(a, b bilibili.Session) int { return cmpInt64(a.SessionTS, b.SessionTS) })
+	return all, nil
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// syncSession publishes what is new in one conversation.
+func (p *Poller) syncSession(ctx context.Context, s *bilibili.Session, prevTS int64) error {
+	key := p.convKey(s.SessionType, s.TalkerID)
+	cursor, found, err := p.getCursor(ctx, key)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return p.syncUntracked(ctx, s, prevTS)
+	}
+	if s.MaxSeqno <= cursor {
+		return nil
+	}
+	return p.catchUp(ctx, s, cursor)
+}
+
+// catchUp publishes every message after cursor, oldest first.
+func (p *Poller) catchUp(ctx context.Context, s *bilibili.Session, cursor uint64) error {
+	key := p.convKey(s.SessionType, s.TalkerID)
+	for {
+		msgs, err := p.fetchAfter(ctx, s, cursor)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			// Nothing visible up to max_seqno (removed by the system, say):
+			// move past it so it is not fetched again every poll.
+			if s.MaxSeqno > cursor {
+				return p.putCursor(ctx, key, s.MaxSeqno)
+			}
+			return nil
+		}
+		if err := p.publish(ctx, s, msgs, key); err != nil {
+			return err
+		}
+		cursor = msgs[len(msgs)-1].MsgSeqno
+		if cursor >= s.MaxSeqno {
+			return nil
+		}
+	}
+}
+
+// fetchAfter returns the messages after begin, oldest first. Which end of
+// the range a truncated page keeps is undocumented, so the loop is right
+// either way: it pages backwards with end_seqno while has_more, and
+// catchUp repeats from the new cursor.
+func (p *Poller) fetchAfter(ctx context.Context, s *bilibili.Session, begin uint64) ([]bilibili.Message, error) {
+	var all []bilibili.Message
+	var end uint64
+	for range maxPagesPerFetch {
+		page, err := p.cfg.API.FetchSessionMsgs(ctx, bilibili.FetchParams{
+			SessionType: s.SessionType, TalkerID: s.TalkerID, BeginSeqno: begin, EndSeqno: end, Size: p.cfg.PageSize,
+		})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Messages...)
+		if !page.HasMore || len(page.Messages) == 0 || page.MinSeqno <= begin+1 {
+			break
+		}
+		end = page.MinSeqno
+	}
+	return ascending(all, begin), nil
+}
+
+// maxPagesPerFetch bounds one catch-up round (100 pages of 100); the next
+// round continues from the new cursor.
+const maxPagesPerFetch = 100
+
+// ascending sorts by seqno, drops duplicates and anything at or before
+// after.
+func ascending(msgs []bilibili.Message, after uint64) []bilibili.Message {
+	slices.SortFunc(msgs, func(a, b bilibili.Message) int {
+		switch {
+		case a.MsgSeqno < b.MsgSeqno:
+			return -1
+		case a.MsgSeqno > b.MsgSeqno:
+			return 1
+		}
+		return 0
+	})
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.MsgSeqno <= after || (len(out) > 0 && out[len(out)-1].MsgSeqno == m.MsgSeqno) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// syncUntracked handles a conversation the poller has no cursor for: one
+// that started after the bridge did. Only what arrived since the last
+// poll is new; its history is never replayed.
+func (p *Poller) syncUntracked(ctx context.Context, s *bilibili.Session, prevTS int64) error {
+	since := prevTS / 1_000_000 // session_ts is µs, message timestamps are seconds
+	var fresh []bilibili.Message
+	var end uint64
+	for range maxPagesPerFetch {
+		page, err := p.cfg.API.FetchSessionMsgs(ctx, bilibili.FetchParams{
+			SessionType: s.SessionType, TalkerID: s.TalkerID, EndSeqno: end, Size: 20,
+		})
+		if err != nil {
+			return err
+		}
+		older := false
+		for _, m := range page.Messages {
+			if m.Timestamp >= since {
+				fresh = append(fresh, m)
+			} else {
+				older = true
+			}
+		}
+		if older || !page.HasMore || len(page.Messages) == 0 {
+			break
+		}
+		end = page.MinSeqno
+	}
+	fresh = ascending(fresh, 0)
+	key := p.convKey(s.SessionType, s.TalkerID)
+	if len(fresh) > 0 {
+		if err := p.publish(ctx, s, fresh, key); err != nil {
+			return err
+		}
+	}
+	cursor := s.MaxSeqno
+	if len(fresh) > 0 {
+		cursor = max(cursor, fresh[len(fresh)-1].MsgSeqno)
+	}
+	return p.putCursor(ctx, key, cursor)
+}
+
+// bootstrap runs on the very first poll of an account: every existing
+// conversation gets a cursor at its current end (START_FROM=now), or
+// just before its unread messages (START_FROM=unread), which are
+// published. The session cursor is written last, so a crash here
+// bootstraps again and skips conversations already done.
+func (p *Poller) bootstrap(ctx context.Context) error {
+	var all []bilibili.Session
+	var end int64
+	for {
+		page, err := p.cfg.API.GetSessions(ctx, bilibili.GetSessionsParams{SessionType: 4, EndTS: end, Size: p.cfg.PageSize})
+		if err != nil {
+			return err
+		}
+		all = append(all, page.Sessions...)
+		if !page.HasMore || len(page.Sessions) == 0 {
+			break
+		}
+		oldest := page.Sessions[len(page.Sessions)-1].SessionTS
+		if end != 0 && oldest >= end {
+			break // no progress: the server ignored end_ts
+		}
+		end = oldest
+	}
+	var maxTS int64
+	published := 0
+	for i := range all {
+		s := &all[i]
+		maxTS = max(maxTS, s.SessionTS)
+		key := p.convKey(s.SessionType, s.TalkerID)
+		if _, found, err := p.getCursor(ctx, key); err != nil {
+			return err
+		} else if found {
+			continue
+		}
+		if p.cfg.StartFrom == StartUnread && s.UnreadCount > 0 {
+			n, err := p.publishUnread(ctx, s)
+			if err != nil {
+				return err
+			}
+			published += n
+		}
+		if err := p.putCursor(ctx, key, s.MaxSeqno); err != nil {
+			return err
+		}
+	}
+	if maxTS == 0 {
+		// No conversations at all: start from now, so the first one that
+		// appears is treated as new.
+		maxTS = p.cfg.Now().Add(-time.Minute).UnixMicro()
+	}
+	p.log.Info("first start: conversations tracked", "conversations", len(all), "start_from", p.cfg.StartFrom, "published_unread", published)
+	return p.putCursor(ctx, p.tsKey(), uint64(maxTS))
+}
+
+// publishUnread publishes a conversation's unread messages: those after
+// ack_seqno, at most the newest 100.
+func (p *Poller) publishUnread(ctx context.Context, s *bilibili.Session) (int, error) {
+	size := min(s.UnreadCount, 100)
+	page, err := p.cfg.API.FetchSessionMsgs(ctx, bilibili.FetchParams{
+		SessionType: s.SessionType, TalkerID: s.TalkerID, BeginSeqno: s.AckSeqno, Size: size,
+	})
+	if err != nil {
+		return 0, err
+	}
+	msgs := ascending(page.Messages, s.AckSeqno)
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	return len(msgs), p.publish(ctx, s, msgs, "")
+}
+
+// publish publishes msgs (oldest first) of one conversation and, when key
+// is set, advances its cursor. Names are looked up once for the batch.
+func (p *Poller) publish(ctx context.Context, s *bilibili.Session, msgs []bilibili.Message, key string) error {
+	conv := p.conversation(ctx, s, msgs)
+	const saveEvery = 50
+	var last uint64
+	var lastIn *bilibili.Message
+	for i := range msgs {
+		m := &msgs[i]
+		if m.MsgStatus == bilibili.StatusRemoved {
+			continue
+		}
+		src := events.Source{AccountUID: p.cfg.AccountUID, Conversation: conv, SenderName: p.senderName(conv, m)}
+		ev, err := events.FromMessage(src, m)
+		if ev.ID == "" {
+			return err
+		}
+		if err != nil {
+			p.log.Warn("message content not understood; forwarded as unknown", "msg_key", m.MsgKey, "msg_type", m.MsgType, "err", err)
+		}
+		subject := p.cfg.Subjects.Message(p.cfg.AccountUID, s.SessionType, s.TalkerID)
+		if ev.Type == events.TypeRecall {
+			subject = p.cfg.Subjects.Recall(p.cfg.AccountUID, s.SessionType, s.TalkerID)
+		}
+		if err := p.cfg.Publisher.Publish(ctx, subject, ev); err != nil {
+			return err
+		}
+		p.cfg.Metrics.published(ev.Type, m.Time(), p.cfg.Now())
+		last = m.MsgSeqno
+		if m.SenderUID != p.cfg.AccountUID {
+			lastIn = m
+		}
+		if key != "" && (i+1)%saveEvery == 0 {
+			if err := p.putCursor(ctx, key, last); err != nil {
+				return err
+			}
+		}
+	}
+	if key != "" && last > 0 {
+		if err := p.putCursor(ctx, key, last); err != nil {
+			return err
+		}
+	}
+	if p.cfg.MarkRead && lastIn != nil {
+		if err := p.cfg.API.UpdateAck(ctx, s.SessionType, s.TalkerID, lastIn.MsgSeqno); err != nil {
+			p.log.Warn("marking conversation read", "talker_id", s.TalkerID, "err", err)
+		}
+	}
+	return nil
+}
+
+// conversation describes s, looking up the names the batch needs.
+func (p *Poller) conversation(ctx context.Context, s *bilibili.Session, msgs []bilibili.Message) events.Conversation {
+	c := events.Conversation{SessionType: s.SessionType, TalkerID: s.TalkerID}
+	switch {
+	case s.IsSystem():
+		c.Kind = events.ConversationSystem
+		if s.AccountInfo != nil {
+			c.Name, c.Avatar = s.AccountInfo.Name, s.AccountInfo.PicURL
+		}
+		return c
+	case s.SessionType == bilibili.SessionGroup:
+		c.Kind = events.ConversationGroup
+		c.Name, c.Avatar = s.GroupName, s.GroupCover
+		uids := make([]int64, 0, len(msgs))
+		for _, m := range msgs {
+			if m.SenderUID != p.cfg.AccountUID {
+				uids = append(uids, m.SenderUID)
+			}
+		}
+		p.lookup(ctx, uids)
+		return c
+	}
+	c.Kind = events.ConversationUser
+	p.lookup(ctx, []int64{int64(s.TalkerID)})
+	c.Name, c.Avatar, _ = p.profiles.get(int64(s.TalkerID))
+	return c
+}
+
+func (p *Poller) lookup(ctx context.Context, uids []int64) {
+	if err := p.profiles.fill(ctx, p.cfg.API, uids); err != nil {
+		p.log.Debug("looking up user names", "err", err)
+	}
+}
+
+func (p *Poller) senderName(c events.Conversation, m *bilibili.Message) string {
+	switch {
+	case m.SenderUID == p.cfg.AccountUID:
+		return p.cfg.AccountName
+	case m.SenderUID == 0 || c.Kind != events.ConversationGroup:
+		return c.Name
+	}
+	name, _, _ := p.profiles.get(m.SenderUID)
+	return name
+}

@@ -1,0 +1,458 @@
+package poller_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/poller"
+)
+
+const (
+	uid      int64  = 425503913
+	friend   int64  = 293793435
+	other    int64  = 2239814
+	systemID uint64 = 844424930131966
+	groupID  uint64 = 221082140
+)
+
+// rig is one account on a fake Bilibili, polled into a real JetStream.
+type rig struct {
+	t      *testing.T
+	fake   *bilitest.Server
+	client *bilibili.Client
+	conn   *bridge.Conn
+	store  *bridge.Store
+	pub    *bridge.Publisher
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	fake := bilitest.NewServer()
+	t.Cleanup(fake.Close)
+	fake.AddAccount(bilitest.Account{UID: uid, Name: "me", SESSDATA: "sess", BiliJct: "jct"})
+	fake.AddUser(bilitest.User{UID: friend, Name: "friend", Face: "https://i0.hdslb.com/f.jpg", FollowsAccount: true})
+	fake.AddUser(bilitest.User{UID: other, Name: "other", FollowsAccount: true})
+	fake.AddSystem(bilitest.System{TalkerID: systemID, Name: "UP主小助手", PicURL: "https://i0.hdslb.com/s.png", SystemMsgType: 7})
+	fake.AddGroup(bilitest.Group{ID: groupID, Name: "fan group", Cover: "https://i0.hdslb.com/g.jpg"})
+	u := fake.URL()
+	client := bilibili.New(bilibili.Config{
+		Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct", DedeUserID: fmt.Sprint(uid)},
+		Endpoints:   bilibili.Endpoints{API: u, MainAPI: u, Passport: u, WWW: u},
+		HTTPClient:  fake.Client(),
+		Timeout:     2 * time.Second,
+		Limiter:     nil,
+	})
+	srv := bridgetest.StartServer(t)
+	conn := srv.Connect(t)
+	store := bridgetest.Provision(t, conn, time.Second)
+	return &rig{t: t, fake: fake, client: client, conn: conn, store: store, pub: &bridge.Publisher{JS: conn.JS}}
+}
+
+func (r *rig) poller(mod func(*poller.Config)) *poller.Poller {
+	cfg := poller.Config{
+		AccountUID: uid, AccountName: "me", API: r.client, Publisher: r.pub, Cursors: r.store.Cursors,
+		Interval: 10 * time.Millisecond, LoginRetry: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return poller.New(cfg)
+}
+
+func (r *rig) deliver(talker int64, text string) bilitest.Delivered {
+	return r.fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(talker), MsgType: 1, Content: bilitest.TextContent(text), MsgSource: 2})
+}
+
+func (r *rig) events() []bridgetest.Msg {
+	r.t.Helper()
+	return bridgetest.StreamEvents(r.t, r.store.Events)
+}
+
+func (r *rig) pollOnce(p *poller.Poller) {
+	r.t.Helper()
+	if err := p.PollOnce(context.Background()); err != nil {
+		r.t.Fatalf("poll: %v", err)
+	}
+}
+
+// totalCalls counts every request the fake saw.
+func (r *rig) totalCalls() int {
+	n := 0
+	for _, ep := range []string{"nav", "new_sessions", "get_sessions", "session_detail", "single_unread", "my_group_unread",
+		"fetch_session_msgs", "update_ack", "send_msg", "cards", "upload_bfs"} {
+		n += r.fake.Calls(ep)
+	}
+	return n
+}
+
+func messageData(t *testing.T, m bridgetest.Msg) events.MessageData {
+	t.Helper()
+	var d events.MessageData
+	if err := m.Event.DecodeData(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestNewMessageBecomesOneEvent(t *testing.T) {
+	r := newRig(t)
+	p := r.poller(nil)
+	r.pollOnce(p) // first start: nothing to publish yet
+	if n := len(r.events()); n != 0 {
+		t.Fatalf("%d events after the first poll of an empty account", n)
+	}
+	d := r.deliver(friend, "hello <b>")
+	r.pollOnce(p)
+	evs := r.events()
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want 1", len(evs))
+	}
+	got := evs[0]
+	wantID := fmt.Sprintf("%d-%d", uid, d.MsgKey)
+	if got.Subject != fmt.Sprintf("bili.%d.msg.1.%d", uid, friend) || got.MsgID != wantID || got.Event.ID != wantID {
+		t.Errorf("subject %s, Nats-Msg-Id %s, id %s; want id %s", got.Subject, got.MsgID, got.Event.ID, wantID)
+	}
+	data := messageData(t, got)
+	m := data.Message
+	if m.MsgKey != d.MsgKey || m.Seqno != d.Seqno || d.MsgKey < 1<<53 {
+		t.Errorf("msg_key %d seqno %d, want %d %d", m.MsgKey, m.Seqno, d.MsgKey, d.Seqno)
+	}
+	if !strings.Contains(string(got.Event.Data), fmt.Sprintf(`"msg_key":"%d"`, d.MsgKey)) {
+		t.Errorf("msg_key not an exact decimal string in %s", got.Event.Data)
+	}
+	if m.Direction != "in" || m.Text != "hello <b>" || m.Kind != bilibili.KindText || m.SenderName != "friend" {
+		t.Errorf("message %+v", m)
+	}
+	if c := data.Conversation; c.Kind != "user" || c.Name != "friend" || c.Avatar == "" || c.TalkerID != uint64(friend) {
+		t.Errorf("conversation %+v", c)
+	}
+}
+
+func TestIdlePollIsOneCall(t *testing.T) {
+	r := newRig(t)
+	p := r.poller(nil)
+	r.deliver(friend, "before")
+	r.pollOnce(p)
+	r.fake.ResetCalls()
+	r.pollOnce(p)
+	if n, all := r.fake.Calls("new_sessions"), r.totalCalls(); n != 1 || all != 1 {
+		t.Errorf("idle poll made %d new_sessions calls and %d calls in all; want 1 and 1", n, all)
+	}
+	// k changed conversations cost 1 + k calls (plus the name lookup).
+	r.deliver(friend, "a")
+	r.deliver(other, "b")
+	r.fake.ResetCalls()
+	r.pollOnce(p)
+	if n := r.fake.Calls("new_sessions") + r.fake.Calls("fetch_session_msgs"); n != 3 {
+		t.Errorf("two changed conversations cost %d calls, want 3", n)
+	}
+}
+
+func TestRestartPublishesNothingTwiceAndMissesNothing(t *testing.T) {
+	r := newRig(t)
+	r.pollOnce(r.poller(nil))
+	r.deliver(friend, "1")
+	r.pollOnce(r.poller(nil))
+	// A new poller over the same KV is a restarted process.
+	r.pollOnce(r.poller(nil))
+	if n := len(r.events()); n != 1 {
+		t.Fatalf("%d events after a restart, want 1", n)
+	}
+	r.deliver(friend, "2")
+	r.deliver(friend, "3")
+	r.pollOnce(r.poller(nil))
+	evs := r.events()
+	if len(evs) != 3 {
+		t.Fatalf("%d events, want 3", len(evs))
+	}
+	for i, want := range []string{"1", "2", "3"} {
+		if got := messageData(t, evs[i]).Message.Text; got != want {
+			t.Errorf("event %d text %q, want %q", i, got, want)
+		}
+	}
+}
+
+// crashAfterPublish publishes, then fails as a process killed before it
+// saved its cursor would.
+type crashAfterPublish struct {
+	inner *bridge.Publisher
+	after int
+	n     int
+}
+
+var errKilled = errors.New("killed")
+
+func (c *crashAfterPublish) Publish(ctx context.Context, subject string, ev events.Event) error {
+	if err := c.inner.Publish(ctx, subject, ev); err != nil {
+		return err
+	}
+	c.n++
+	if c.n >= c.after {
+		return errKilled
+	}
+	return nil
+}
+
+func TestKillBetweenPublishAndCursorSave(t *testing.T) {
+	r := newRig(t)
+	r.pollOnce(r.poller(nil))
+	for i := range 5 {
+		r.deliver(friend, fmt.Sprint(i))
+	}
+	crashing := r.poller(func(c *poller.Config) { c.Publisher = &crashAfterPublish{inner: r.pub, after: 3} })
+	if err := crashing.PollOnce(context.Background()); !errors.Is(err, errKilled) {
+		t.Fatalf("poll: %v", err)
+	}
+	r.pollOnce(r.poller(nil))
+	evs := r.events()
+	if len(evs) != 5 {
+		t.Fatalf("%d events in the stream, want 5 (no duplicates, none missing)", len(evs))
+	}
+	seen := map[string]bool{}
+	for i, e := range evs {
+		if seen[e.Event.ID] {
+			t.Errorf("duplicate %s", e.Event.ID)
+		}
+		seen[e.Event.ID] = true
+		if got := messageData(t, e).Message.Text; got != fmt.Sprint(i) {
+			t.Errorf("event %d text %q: order broken", i, got)
+		}
+	}
+}
+
+func TestFirstStart(t *testing.T) {
+	for _, tt := range []struct {
+		startFrom string
+		want      []string
+	}{
+		{poller.StartUnread, []string{"unread 1", "unread 2"}},
+		{poller.StartNow, nil},
+	} {
+		t.Run(tt.startFrom, func(t *testing.T) {
+			r := newRig(t)
+			for i := range 30 {
+				r.deliver(other, fmt.Sprint("old ", i))
+			}
+			r.deliver(friend, "read")
+			// The account reads the conversation on its phone.
+			if err := r.client.UpdateAck(context.Background(), 1, uint64(friend), 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.client.UpdateAck(context.Background(), 1, uint64(other), 0); err != nil {
+				t.Fatal(err)
+			}
+			r.deliver(friend, "unread 1")
+			r.deliver(friend, "unread 2")
+			r.pollOnce(r.poller(func(c *poller.Config) { c.StartFrom = tt.startFrom }))
+			var got []string
+			for _, e := range r.events() {
+				got = append(got, messageData(t, e).Message.Text)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("published %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewConversationDoesNotReplayHistory(t *testing.T) {
+	r := newRig(t)
+	p := r.poller(nil)
+	r.pollOnce(p)
+	// A stranger writes for the first time after the bridge started.
+	r.deliver(other, "hi, first time")
+	r.deliver(other, "second")
+	r.pollOnce(p)
+	r.pollOnce(p)
+	var got []string
+	for _, e := range r.events() {
+		got = append(got, messageData(t, e).Message.Text)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]string{"hi, first time", "second"}) {
+		t.Errorf("published %q", got)
+	}
+}
+
+func TestKindsDirectionsRecallsAndRemovals(t *testing.T) {
+	r := newRig(t)
+	p := r.poller(nil)
+	r.pollOnce(p)
+	in := r.deliver(friend, "from friend")
+	out := r.fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), SenderUID: uid, MsgType: 1, Content: bilitest.TextContent("from my phone"), MsgSource: 1})
+	gone := r.deliver(friend, "removed by the system")
+	if err := r.fake.RemoveBySystem(uid, uint64(friend), 1, gone.MsgKey, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.fake.Recall(uid, uint64(friend), 1, in.MsgKey); err != nil {
+		t.Fatal(err)
+	}
+	r.fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: systemID, SenderUID: int64(systemID), MsgType: 10, MsgSource: 6,
+		Content: `{"title":"通知","text":"正文","jump_text":"","jump_uri":"","modules":null,"notifier":null,"jump_uri_config":{"all_uri":"https://member.bilibili.com/x","text":""},"biz_content":null}`})
+	r.fake.Deliver(uid, bilitest.Message{SessionType: 2, TalkerID: groupID, SenderUID: 0, MsgType: 306, MsgSource: 13, Content: `{"group_id":221082140,"content":"欢迎other入群"}`})
+	r.fake.Deliver(uid, bilitest.Message{SessionType: 2, TalkerID: groupID, SenderUID: other, MsgType: 1, MsgSource: 2, Content: bilitest.TextContent("hi group")})
+	r.pollOnce(p)
+
+	type row struct{ subject, typ, dir, kind, conv, sender, text string }
+	var got []row
+	for _, e := range r.events() {
+		rw := row{subject: e.Subject, typ: e.Event.Type}
+		if e.Event.Type == events.TypeMessage {
+			d := messageData(t, e)
+			rw.dir, rw.kind, rw.conv, rw.sender, rw.text = d.Message.Direction, string(d.Message.Kind), d.Conversation.Kind+":"+d.Conversation.Name, d.Message.SenderName, d.Message.Text
+		} else {
+			var d events.RecallData
+			if err := e.Event.DecodeData(&d); err != nil {
+				t.Fatal(err)
+			}
+			rw.text = fmt.Sprint(d.RecalledMsgKey)
+		}
+		got = append(got, rw)
+	}
+	msgFriend := fmt.Sprintf("bili.%d.msg.1.%d", uid, friend)
+	want := []row{
+		{msgFriend, events.TypeMessage, "in", "text", "user:friend", "friend", "from friend"},
+		{msgFriend, events.TypeMessage, "out", "text", "user:friend", "me", "from my phone"},
+		{fmt.Sprintf("bili.%d.recall.1.%d", uid, friend), events.TypeRecall, "", "", "", "", fmt.Sprint(in.MsgKey)},
+		{fmt.Sprintf("bili.%d.msg.1.%d", uid, systemID), events.TypeMessage, "in", "notice", "system:UP主小助手", "UP主小助手", ""},
+		{fmt.Sprintf("bili.%d.msg.2.%d", uid, groupID), events.TypeMessage, "in", "group_system", "group:fan group", "fan group", "欢迎other入群"},
+		{fmt.Sprintf("bili.%d.msg.2.%d", uid, groupID), events.TypeMessage, "in", "text", "group:fan group", "other", "hi group"},
+	}
+	_ = out
+	if len(got) != len(want) {
+		t.Fatalf("got %d events:\n%+v", len(got), got)
+	}
+	for i := range want {
+		w := want[i]
+		if w.text == "" {
+			w.text = got[i].text // the notice's rendering is tested in package bilibili
+		}
+		if got[i] != w {
+			t.Errorf("event %d:\n got %+v\nwant %+v", i, got[i], w)
+		}
+	}
+}
+
+func TestLongBacklogIsPagedInOrder(t *testing.T) {
+	r := newRig(t)
+	p := r.poller(func(c *poller.Config) { c.PageSize = 40 })
+	r.pollOnce(p)
+	for i := range 250 {
+		r.deliver(friend, fmt.Sprint(i))
+	}
+	r.pollOnce(p)
+	evs := r.events()
+	if len(evs) != 250 {
+		t.Fatalf("%d events, want 250", len(evs))
+	}
+	for i, e := range evs {
+		if got := messageData(t, e).Message.Text; got != fmt.Sprint(i) {
+			t.Fatalf("event %d is %q: not oldest first", i, got)
+		}
+	}
+}
+
+func TestLoginExpiredPausesAndRecovers(t *testing.T) {
+	r := newRig(t)
+	p := r.poller(nil)
+	r.pollOnce(p)
+	r.fake.SetLoginValid(uid, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var runErr error
+	go func() { defer wg.Done(); runErr = p.Run(ctx) }()
+
+	states := func() []string {
+		var s []string
+		for _, e := range r.events() {
+			if e.Event.Type == events.TypeAccountStatus {
+				var d events.AccountStatusData
+				e.Event.DecodeData(&d)
+				s = append(s, d.State)
+			}
+		}
+		return s
+	}
+	bridgetest.Eventually(t, "login_expired status", func() bool { return len(states()) == 1 })
+	if p.Status().LoginValid {
+		t.Error("status still says the login is valid")
+	}
+	// Retries keep going without more status events (one alert, not a flood).
+	calls := r.fake.Calls("new_sessions")
+	bridgetest.Eventually(t, "retries", func() bool { return r.fake.Calls("new_sessions") > calls+3 })
+	r.fake.SetLoginValid(uid, true)
+	r.deliver(friend, "after the new login")
+	bridgetest.Eventually(t, "recovery", func() bool { return p.Status().LoginValid && len(r.events()) == 3 })
+	cancel()
+	wg.Wait()
+	if runErr != nil {
+		t.Errorf("Run returned %v", runErr)
+	}
+	if got := fmt.Sprint(states()); got != "[login_expired logged_in]" {
+		t.Errorf("status events %s", got)
+	}
+	if p.Status().LastGoodPoll.IsZero() {
+		t.Error("no last good poll recorded")
+	}
+}
+
+func TestOnlyOnePollerPollsAndTheOtherTakesOver(t *testing.T) {
+	r := newRig(t)
+	r.pollOnce(r.poller(nil))
+	mk := func() *poller.Poller {
+		return r.poller(func(c *poller.Config) { c.Leases = r.store.Leases; c.LeaseTTL = time.Second })
+	}
+	a, b := mk(), mk()
+	ctxA, stopA := context.WithCancel(context.Background())
+	ctxB, stopB := context.WithCancel(context.Background())
+	defer stopB()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.Run(ctxA) }()
+	go func() { defer wg.Done(); b.Run(ctxB) }()
+	bridgetest.Eventually(t, "a leader", func() bool { return a.Status().Leader || b.Status().Leader })
+	leader, follower, stopLeader := a, b, stopA
+	if b.Status().Leader {
+		leader, follower, stopLeader = b, a, stopB
+	}
+	r.deliver(friend, "x")
+	bridgetest.Eventually(t, "the message", func() bool { return len(r.events()) == 1 })
+	if leader.Status().LastGoodPoll.IsZero() || !follower.Status().LastGoodPoll.IsZero() {
+		t.Errorf("the follower polled: leader %v follower %v", leader.Status(), follower.Status())
+	}
+	stopLeader()
+	bridgetest.Eventually(t, "takeover", func() bool { return follower.Status().Leader })
+	r.deliver(friend, "y")
+	bridgetest.Eventually(t, "the message after takeover", func() bool { return len(r.events()) == 2 })
+	stopA()
+	stopB()
+	wg.Wait()
+}
+
+func TestLeaseExpiresWhenHolderDies(t *testing.T) {
+	r := newRig(t)
+	dead := poller.NewLease(r.store.Leases, "1", "dead", slogDiscard())
+	if !dead.Renew(context.Background()) {
+		t.Fatal("first holder could not take the lease")
+	}
+	// The holder dies without releasing. The other cannot take the lease
+	// until the TTL (1s) passes, then can.
+	alive := poller.NewLease(r.store.Leases, "1", "alive", slogDiscard())
+	if alive.Renew(context.Background()) {
+		t.Fatal("lease taken while held")
+	}
+	bridgetest.Eventually(t, "expiry", func() bool { return alive.Renew(context.Background()) })
+	if dead.Renew(context.Background()) {
+		t.Error("the dead holder got the lease back while another holds it")
+	}
+}
