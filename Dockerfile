@@ -1,0 +1,69 @@
+# syntax=docker/dockerfile:1
+#
+# bilibridge container image.
+#
+#   docker build -t bilibridge --build-arg VERSION=$(git describe --tags --always) .
+#   docker run --rm -v bilibridge-data:/data -p 127.0.0.1:8080:8080 \
+#       -e BILI_SESSDATA=… -e BILI_JCT=… bilibridge
+#
+# Without NATS_URL the binary embeds a NATS server (JetStream store under
+# /data/nats); docker-compose.yml runs it against a separate NATS instead.
+
+# ---- build ------------------------------------------------------------------
+FROM golang:1.26 AS build
+WORKDIR /src
+
+# Dependencies first: this layer stays cached until go.mod/go.sum change.
+COPY go.mod go.sum ./
+RUN go mod download
+
+COPY . .
+ARG VERSION=dev
+# .git is excluded by .dockerignore, so there is no VCS stamp: the version
+# comes from VERSION only.
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" \
+        -o /out/bilibridge ./cmd/bilibridge \
+ && mkdir -p /out/rootfs/data
+
+# ---- run --------------------------------------------------------------------
+# distroless/static: no shell, no package manager, CA certificates and tzdata
+# included (HTTPS to Bilibili, Telegram, Discord), runs as uid/gid 65532
+# ("nonroot"). The binary is static (CGO_ENABLED=0), so nothing else is needed.
+# The price: no shell or curl inside, hence no HEALTHCHECK here (see below).
+FROM gcr.io/distroless/static-debian12:nonroot
+
+COPY --from=build /out/bilibridge /bilibridge
+# /data must belong to the nonroot user: WORKDIR would create it owned by
+# root, and a fresh named volume takes the ownership of the image's directory.
+# Copying the tree that contains data/ (rather than data/ itself) makes
+# --chown apply to the directory, not only to its (empty) contents.
+COPY --from=build --chown=65532:65532 /out/rootfs/ /
+WORKDIR /data
+
+# Inside a container the listeners must not be on loopback to be reachable
+# through published ports. Publish them on the host's 127.0.0.1 only
+# (-p 127.0.0.1:8080:8080) unless you mean to expose them.
+ENV DATA_DIR=/data \
+    HTTP_ADDR=0.0.0.0:8080 \
+    NATS_LISTEN=0.0.0.0:4222
+
+# Credentials file (credentials.json) and, with the embedded NATS, the
+# JetStream store (nats/).
+VOLUME /data
+
+# 8080: /healthz, /readyz, /metrics, /api/*; 4222: the embedded NATS (only
+# when NATS_URL is empty).
+EXPOSE 8080 4222
+
+USER 65532:65532
+
+# No HEALTHCHECK: the image has no shell, curl or wget, and bilibridge has no
+# health-probe subcommand. Probe GET /healthz (alive) or GET /readyz (NATS
+# connected and Bilibili login valid) from outside: an orchestrator's HTTP
+# probe, or a sidecar.
+
+# SIGTERM (docker stop) makes bilibridge drain its NATS connection and stop
+# the embedded server cleanly; give it time (docker stop -t 30,
+# stop_grace_period: 30s in compose).
+ENTRYPOINT ["/bilibridge"]
+CMD ["run"]
