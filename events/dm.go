@@ -161,7 +161,7 @@ func FromMessage(src Source, m *bilibili.Message) (Event, error) {
 			AccountUID:     src.AccountUID,
 			Conversation:   src.Conversation,
 			RecalledMsgKey: rc.MsgKey,
-			BySystem:       m.SysCancel,
+			BySystem:       m.SysCancel || m.MsgType == 8, // 8: the retired system recall
 			SenderUID:      m.SenderUID,
 			Timestamp:      m.Time(),
 		})

@@ -75,8 +75,8 @@ func Parse(b []byte) (Event, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return Event{}, fmt.Errorf("events: malformed envelope: %w", err)
 	}
-	if e.SpecVersion != "1.0" || e.ID == "" || e.Type == "" {
-		return Event{}, fmt.Errorf("events: not a CloudEvent (specversion %q, id %q, type %q)", e.SpecVersion, e.ID, e.Type)
+	if e.SpecVersion != "1.0" || e.ID == "" || e.Type == "" || e.Source == "" {
+		return Event{}, fmt.Errorf("events: not a CloudEvent (specversion %q, id %q, source %q, type %q)", e.SpecVersion, e.ID, e.Source, e.Type)
 	}
 	return e, nil
 }

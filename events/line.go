@@ -3,6 +3,7 @@ package events
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -16,7 +17,7 @@ func Line(e Event) string {
 		if e.DecodeData(&d) != nil {
 			break
 		}
-		who := d.Message.SenderName
+		who := oneLine(d.Message.SenderName, 64)
 		if who == "" {
 			who = fmt.Sprint(d.Message.SenderUID)
 		}
@@ -58,13 +59,20 @@ func Line(e Event) string {
 
 func convLabel(c Conversation) string {
 	if c.Name != "" {
-		return fmt.Sprintf("[%s · %d]", c.Name, c.TalkerID)
+		return fmt.Sprintf("[%s · %d]", oneLine(c.Name, 64), c.TalkerID)
 	}
 	return fmt.Sprintf("[%d/%d]", c.SessionType, c.TalkerID)
 }
 
-// oneLine folds line breaks and cuts s to at most n runes.
+// oneLine folds line breaks, drops control characters (a stranger's DM
+// must not drive the reader's terminal) and cuts s to at most n runes.
 func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && !unicode.IsSpace(r) {
+			return -1
+		}
+		return r
+	}, s)
 	s = strings.Join(strings.Fields(s), " ")
 	if utf8.RuneCountInString(s) <= n {
 		return s

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // DefaultPrefix is the first token of every subject.
@@ -90,6 +91,9 @@ func (s Subjects) ParseSubject(subject string) (Route, error) {
 	if len(tok) < 3 || tok[0] != s.prefix() {
 		return Route{}, fmt.Errorf("events: subject %q is not under %q", subject, s.prefix())
 	}
+	if tok[1] == "" || tok[1][0] < '0' || tok[1][0] > '9' {
+		return Route{}, fmt.Errorf("events: subject %q: bad uid", subject)
+	}
 	uid, err := strconv.ParseInt(tok[1], 10, 64)
 	if err != nil {
 		return Route{}, fmt.Errorf("events: subject %q: bad uid", subject)
@@ -100,12 +104,25 @@ func (s Subjects) ParseSubject(subject string) (Route, error) {
 		if len(tok) != 5 {
 			return Route{}, fmt.Errorf("events: subject %q: want 5 tokens", subject)
 		}
-		if c.SessionType, err = strconv.Atoi(tok[3]); err != nil {
+		st, err := strconv.Atoi(tok[3])
+		if err != nil {
 			return Route{}, fmt.Errorf("events: subject %q: bad session type", subject)
 		}
-		if c.TalkerID, err = strconv.ParseUint(tok[4], 10, 64); err != nil {
+		talker, err := strconv.ParseUint(tok[4], 10, 64)
+		if err != nil {
 			return Route{}, fmt.Errorf("events: subject %q: bad talker id", subject)
 		}
+		c.SessionType, c.TalkerID = st, talker
+	case "account":
+		if len(tok) != 3 {
+			return Route{}, fmt.Errorf("events: subject %q: want 3 tokens", subject)
+		}
+	case "dead":
+		if len(tok) != 4 {
+			return Route{}, fmt.Errorf("events: subject %q: want a sink name", subject)
+		}
+	default:
+		return Route{}, fmt.Errorf("events: subject %q: unknown kind %q", subject, c.Kind)
 	}
 	return c, nil
 }
@@ -113,9 +130,11 @@ func (s Subjects) ParseSubject(subject string) (Route, error) {
 // Token makes s safe as one subject token: NATS forbids '.', '*', '>' and
 // whitespace inside a token.
 func Token(s string) string {
+	if s == "" {
+		return "_"
+	}
 	return strings.Map(func(r rune) rune {
-		switch r {
-		case '.', '*', '>', ' ', '\t', '\r', '\n':
+		if r == '.' || r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r) {
 			return '_'
 		}
 		return r
