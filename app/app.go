@@ -42,6 +42,9 @@ type App struct {
 	Subjects events.Subjects
 	UID      int64
 	Registry *prometheus.Registry
+	// HTTPAddr is where /healthz, /readyz, /metrics and the API listen, or
+	// "" when HTTP_ADDR is empty.
+	HTTPAddr string
 }
 
 // Ready reports whether NATS is connected and the Bilibili login valid.
@@ -63,6 +66,9 @@ func Run(ctx context.Context, opts Options) error {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TelegramToken != "" || cfg.DiscordToken != "" {
+		log.Warn("TELEGRAM_BOT_TOKEN or DISCORD_BOT_TOKEN is set, but this version has no Telegram or Discord sink yet; they are ignored")
 	}
 	conn, err := bridge.Connect(ctx, bridge.NATSConfig{
 		URL: cfg.NATSURL, Creds: cfg.NATSCreds, Listen: cfg.NATSListen, DataDir: cfg.DataDir,
@@ -129,11 +135,17 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	if cfg.HTTPAddr != "" {
 		srv := bridge.NewHTTPServer(cfg.HTTPAddr, reg, a.Ready, log)
+		if err := srv.Listen(); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		a.HTTPAddr = srv.Addr()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := srv.Run(ctx); err != nil {
-				errc <- fmt.Errorf("HTTP server on %s: %w", cfg.HTTPAddr, err)
+				errc <- fmt.Errorf("HTTP server on %s: %w", a.HTTPAddr, err)
 				cancel()
 			}
 		}()

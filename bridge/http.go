@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ type HTTPServer struct {
 	srv *http.Server
 	mux *http.ServeMux
 	log *slog.Logger
+	ln  net.Listener
 }
 
 // NewHTTPServer returns a server on addr. gather is the metrics registry.
@@ -58,13 +60,35 @@ func (s *HTTPServer) Handle(pattern string, h http.Handler) { s.mux.Handle(patte
 // Handler is the server's handler, for tests.
 func (s *HTTPServer) Handler() http.Handler { return s.mux }
 
-// Run listens and serves until ctx ends, then shuts down gracefully.
-func (s *HTTPServer) Run(ctx context.Context) error {
+// Listen binds the address, so that a busy port fails the start rather
+// than a goroutine later.
+func (s *HTTPServer) Listen() error {
 	ln, err := net.Listen("tcp", s.srv.Addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("HTTP_ADDR %s: %w", s.srv.Addr, err)
 	}
+	s.ln = ln
 	s.log.Info("HTTP listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the bound address, after Listen.
+func (s *HTTPServer) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Run serves until ctx ends, then shuts down gracefully. It listens first
+// if Listen was not called.
+func (s *HTTPServer) Run(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	ln := s.ln
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	select {

@@ -76,6 +76,13 @@ func (s Subjects) Events() []string {
 	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account", p + ".*.dead.>"}
 }
 
+// Deliverable is the subject filter of the events sinks receive by
+// default: everything on BILI but dead letters.
+func (s Subjects) Deliverable() []string {
+	p := s.prefix()
+	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account"}
+}
+
 // Route is what a subject names.
 type Route struct {
 	UID         int64

@@ -66,7 +66,8 @@ type Config struct {
 	MarkRead bool
 	// MaxBackoff caps the wait after repeated failures; default 10 min.
 	MaxBackoff time.Duration
-	// LoginRetry is how often an expired login is tried again; default 1 min.
+	// LoginRetry is how often an expired login is tried again; default ten
+	// intervals, at most a minute.
 	LoginRetry time.Duration
 	// PageSize is the size of fetch_session_msgs and new_sessions pages; default 100.
 	PageSize int
@@ -108,7 +109,7 @@ func New(cfg Config) *Poller {
 		cfg.MaxBackoff = 10 * time.Minute
 	}
 	if cfg.LoginRetry <= 0 {
-		cfg.LoginRetry = time.Minute
+		cfg.LoginRetry = min(10*cfg.Interval, time.Minute)
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 100

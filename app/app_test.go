@@ -1,0 +1,195 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/app"
+	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/config"
+	"github.com/bilibridge/bilibridge/events"
+)
+
+const (
+	uid    int64 = 425503913
+	friend int64 = 293793435
+)
+
+// running is one app.Run in the background.
+type running struct {
+	app  *app.App
+	stop func() error
+}
+
+func start(t *testing.T, cfg *config.Config, fake *bilitest.Server) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan *app.App, 1)
+	var runErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runErr = app.Run(ctx, app.Options{
+			Config:      cfg,
+			Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"},
+			HTTPClient:  fake.Client(),
+			Started:     func(a *app.App) { started <- a },
+		})
+	}()
+	stop := func() error {
+		cancel()
+		wg.Wait()
+		return runErr
+	}
+	select {
+	case a := <-started:
+		r := &running{app: a, stop: stop}
+		t.Cleanup(func() { stop() })
+		return r
+	case <-time.After(20 * time.Second):
+		cancel()
+		wg.Wait()
+		t.Fatalf("app did not start: %v", runErr)
+	}
+	return nil
+}
+
+func testConfig(t *testing.T, fake *bilitest.Server, dataDir string) *config.Config {
+	t.Helper()
+	u := fake.URL()
+	return &config.Config{
+		DataDir: dataDir, APIURL: u, MainAPIURL: u, PassportURL: u, WWWURL: u,
+		PollInterval: 20 * time.Millisecond, PollUnsafe: true, StartFrom: "unread",
+		NATSListen: "127.0.0.1:0", NATSReplicas: 1, StreamMaxAge: 24 * time.Hour, Prefix: "bili",
+		HTTPAddr: "127.0.0.1:0",
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestRunPublishesServesHealthAndShutsDownCleanly(t *testing.T) {
+	fake := bilitest.NewServer()
+	t.Cleanup(fake.Close)
+	fake.AddAccount(bilitest.Account{UID: uid, Name: "me", SESSDATA: "sess", BiliJct: "jct"})
+	fake.AddUser(bilitest.User{UID: friend, Name: "friend", FollowsAccount: true})
+	dir := t.TempDir()
+	cfg := testConfig(t, fake, dir)
+	r := start(t, cfg, fake)
+	if r.app.UID != uid {
+		t.Fatalf("uid from nav: %d", r.app.UID)
+	}
+
+	// A second process reaches the embedded NATS over TCP, like `nats sub`.
+	url := r.app.Conn.ClientURL()
+	if !strings.HasPrefix(url, "nats://127.0.0.1:") {
+		t.Fatalf("embedded NATS not listening: %q", url)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("bili.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	d := fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("hi")})
+	m, err := sub.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.Parse(m.Data)
+	if err != nil || ev.ID != fmt.Sprintf("%d-%d", uid, d.MsgKey) {
+		t.Fatalf("event %+v %v", ev, err)
+	}
+
+	base := "http://" + r.app.HTTPAddr
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz %d", code)
+	}
+	if code, body := get(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz %d %s", code, body)
+	}
+	for _, want := range []string{`bilibridge_polls_total{result="ok"}`, `bilibridge_bilibili_calls_total{code="0",endpoint="new_sessions"}`,
+		`bilibridge_events_published_total{type="com.bilibili.dm.message"} 1`, "bilibridge_last_good_poll_timestamp_seconds", "bilibridge_poll_lag_seconds"} {
+		bridgetest.Eventually(t, "/metrics to show "+want, func() bool {
+			_, metrics := get(t, base+"/metrics")
+			return strings.Contains(metrics, want)
+		})
+	}
+
+	// The login expires: not ready, one status event, no exit.
+	fake.SetLoginValid(uid, false)
+	bridgetest.Eventually(t, "/readyz 503", func() bool { code, _ := get(t, base+"/readyz"); return code == 503 })
+	if _, body := get(t, base+"/readyz"); !strings.Contains(body, "bilibridge login") {
+		t.Errorf("/readyz body does not say what to do: %s", body)
+	}
+	fake.SetLoginValid(uid, true)
+	bridgetest.Eventually(t, "/readyz 200 again", func() bool { code, _ := get(t, base+"/readyz"); return code == 200 })
+
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run returned %v after cancel", err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("HTTP still serving after shutdown")
+	}
+
+	// A restart finds the stream and cursors on disk and republishes nothing.
+	r2 := start(t, cfg, fake)
+	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("after restart")})
+	stream, err := r2.app.Conn.JS.Stream(context.Background(), "BILI")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	bridgetest.Eventually(t, "the message after restart", func() bool {
+		texts = texts[:0]
+		for _, m := range bridgetest.StreamEvents(t, stream) {
+			if m.Event.Type == events.TypeMessage {
+				var d events.MessageData
+				m.Event.DecodeData(&d)
+				texts = append(texts, d.Message.Text)
+			}
+		}
+		return len(texts) >= 2
+	})
+	if fmt.Sprint(texts) != "[hi after restart]" {
+		t.Errorf("messages in the stream after a restart: %q", texts)
+	}
+	var _ jetstream.Stream = stream
+}
+
+func TestStartWithExpiredLoginAndNoUID(t *testing.T) {
+	fake := bilitest.NewServer()
+	t.Cleanup(fake.Close)
+	fake.AddAccount(bilitest.Account{UID: uid, SESSDATA: "sess", BiliJct: "jct"})
+	fake.SetLoginValid(uid, false)
+	cfg := testConfig(t, fake, t.TempDir())
+	cfg.HTTPAddr = ""
+	err := app.Run(context.Background(), app.Options{Config: cfg, Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}, HTTPClient: fake.Client()})
+	if err == nil || !strings.Contains(err.Error(), "bilibridge login") {
+		t.Fatalf("err %v", err)
+	}
+}
