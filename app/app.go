@@ -133,8 +133,34 @@ func Run(ctx context.Context, opts Options) error {
 		defer wg.Done()
 		errc <- p.Run(ctx)
 	}()
+	// --- sender and send API (bridge/sender.go, bridge/api.go) ---
+	sender := bridge.NewSender(bridge.SenderConfig{
+		AccountUID: uid, API: client, Outbox: store.Outbox, State: store.State,
+		Publisher: pub, Subjects: subjects, Logger: log,
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := sender.Run(ctx); err != nil {
+			select {
+			case errc <- err:
+			default:
+				log.Error("sender stopped", "err", err)
+			}
+			cancel()
+		}
+	}()
+	var sendAPI http.Handler // POST /api/v1/messages; not mounted while API_TOKEN is empty (404)
+	if cfg.APIToken != "" {
+		sendAPI = bridge.NewAPI(bridge.APIConfig{Token: cfg.APIToken, Logger: log,
+			Outbox: &bridge.Outbox{NC: conn.NC, JS: conn.JS, State: store.State, Subjects: subjects, AccountUID: uid}})
+	}
+	// --- end sender and send API ---
 	if cfg.HTTPAddr != "" {
 		srv := bridge.NewHTTPServer(cfg.HTTPAddr, reg, a.Ready, log)
+		if sendAPI != nil {
+			srv.Handle(bridge.MessagesPattern, sendAPI) // send API
+		}
 		if err := srv.Listen(); err != nil {
 			cancel()
 			wg.Wait()

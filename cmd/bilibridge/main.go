@@ -11,14 +11,18 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/app"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/config"
+	"github.com/bilibridge/bilibridge/events"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -30,6 +34,8 @@ Usage:
   bilibridge [run]              poll the account and publish its DMs (the default)
   bilibridge tail [filter]      print live events, one line each (filter default "%s.>")
   bilibridge demo [-for 1m]     the whole pipeline against a built-in fake Bilibili
+  bilibridge send --to ID [--group] --text "…" | --image URL [--wait]
+                                send a DM through a running bridge's outbox
   bilibridge version            print the version
   bilibridge help               this text
 
@@ -59,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tail(ctx, args, stdout)
 	case "demo":
 		return demo(ctx, args, stdout, stderr)
+	case "send":
+		return send(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "bilibridge", buildVersion())
 		return nil
@@ -144,3 +152,94 @@ func buildVersion() string {
 	}
 	return strings.TrimSpace(v)
 }
+
+// --- send subcommand ---
+
+// send queues a DM on the outbox of a running bridge (the same path as
+// POST /api/v1/messages) and prints the outcome in one line. A failed send
+// is an error, so the exit status is non-zero.
+func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	to := fs.String("to", "", "the user's mid (or the fan group's id with --group)")
+	group := fs.Bool("group", false, "send to a fan group")
+	text := fs.String("text", "", "the text to send (long text is split)")
+	image := fs.String("image", "", "an http(s) URL of a JPEG, PNG or GIF to send")
+	wait := fs.Bool("wait", false, "wait for the result")
+	timeout := fs.Duration("timeout", bridge.DefaultAPIWait, "how long --wait waits")
+	id := fs.String("id", "", "idempotency key (command_id); default: a new UUIDv7")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("send: unexpected argument %q (quote the text: --text \"…\")", fs.Arg(0))
+	}
+	talker, err := strconv.ParseUint(strings.TrimSpace(*to), 10, 64)
+	if err != nil || talker == 0 {
+		return errors.New("send: --to must be the talker's numeric id")
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	uid := cfg.UID
+	if uid == 0 {
+		if cr, err := cfg.Credentials(); err == nil {
+			uid = cr.UID()
+		}
+	}
+	if uid == 0 {
+		return errors.New("send: the account's uid is unknown; set BILI_UID (or log in so the credentials file holds DedeUserID)")
+	}
+	url := cfg.NATSURL
+	if url == "" {
+		if cfg.NATSListen == "off" {
+			return errors.New("the embedded NATS of a running bridge is in-process only (NATS_LISTEN=off); set NATS_LISTEN or NATS_URL")
+		}
+		url = "nats://" + cfg.NATSListen
+	}
+	opts := []nats.Option{nats.Name("bilibridge send"), nats.Timeout(5 * time.Second)}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connecting to %s (is `bilibridge run` running?): %w", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ob := &bridge.Outbox{NC: nc, JS: js, Subjects: events.Subjects{Prefix: cfg.Prefix}, AccountUID: uid}
+	if kv, err := js.KeyValue(ctx, bridge.BucketState); err == nil {
+		ob.State = kv
+	}
+	st := 1
+	if *group {
+		st = 2
+	}
+	req := bridge.SendRequest{SessionType: st, TalkerID: talker, Command: events.SendCommand{
+		CommandID: *id, Text: *text, ImageURL: *image, Origin: &events.Origin{Platform: "cli"}}}
+	var d time.Duration
+	if *wait {
+		d = *timeout
+	}
+	out, err := ob.Submit(ctx, req, d)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	switch {
+	case out.Result == nil && *wait:
+		fmt.Fprintf(stdout, "queued %s (no result within %s; it is still in the outbox)\n", out.CommandID, *timeout)
+	case out.Result == nil:
+		fmt.Fprintf(stdout, "queued %s\n", out.CommandID)
+	case out.Succeeded:
+		fmt.Fprintf(stdout, "sent %s msg_key %d\n", out.CommandID, out.Result.MsgKey)
+	default:
+		return fmt.Errorf("send %s failed: %s (code %d)", out.CommandID, out.Result.Error, out.Result.ErrorCode)
+	}
+	return nil
+}
+
+// --- end send subcommand ---

@@ -1,0 +1,185 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// MaxImageBytes is the largest image the sender downloads for a reply.
+const MaxImageBytes = 10 << 20
+
+// imageTypes are the formats upload_bfs accepts, by detected MIME type,
+// with the imageType send_msg wants.
+var imageTypes = map[string]string{
+	"image/jpeg": "jpeg",
+	"image/png":  "png",
+	"image/gif":  "gif",
+}
+
+// ImageFetcher downloads the image of an image_url send command: http or
+// https only, at most MaxBytes, and only JPEG, PNG or GIF (by content, not
+// by the server's Content-Type).
+//
+// By default it refuses to connect to loopback, private, link-local and
+// other non-public addresses, so that a reply cannot make the bridge read
+// from the network it runs in (cloud metadata endpoints included).
+type ImageFetcher struct {
+	// Timeout bounds one download; default 30s.
+	Timeout time.Duration
+	// MaxBytes bounds the image; default MaxImageBytes.
+	MaxBytes int64
+	// AllowPrivateNetworks lets URLs reach loopback and private addresses
+	// (tests, or a trusted LAN image server).
+	AllowPrivateNetworks bool
+	// Client replaces the HTTP client (tests); when set, the address check
+	// above is the caller's business.
+	Client *http.Client
+}
+
+// ImageError is a download that cannot succeed by retrying: bad URL, 4xx,
+// not an image, too large.
+type ImageError struct{ Reason string }
+
+func (e *ImageError) Error() string { return e.Reason }
+
+// FetchedImage is a downloaded image.
+type FetchedImage struct {
+	Data     []byte
+	Type     string // jpeg, png or gif
+	Filename string
+}
+
+// CheckImageURL reports whether raw is an absolute http(s) URL.
+func CheckImageURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &ImageError{Reason: "image_url must be an absolute http or https URL"}
+	}
+	if u.User != nil {
+		return &ImageError{Reason: "image_url must not carry credentials"}
+	}
+	return nil
+}
+
+// Fetch downloads raw. Errors are *ImageError when retrying cannot help;
+// other errors (timeouts, 5xx, connection failures) may pass.
+func (f *ImageFetcher) Fetch(ctx context.Context, raw string) (*FetchedImage, error) {
+	if err := CheckImageURL(raw); err != nil {
+		return nil, err
+	}
+	timeout := f.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	limit := f.MaxBytes
+	if limit <= 0 {
+		limit = MaxImageBytes
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	if err != nil {
+		return nil, &ImageError{Reason: "image_url is not a valid URL"}
+	}
+	req.Header.Set("Accept", "image/jpeg, image/png, image/gif")
+	resp, err := f.client().Do(req)
+	if err != nil {
+		if errors.Is(err, errPrivateAddress) {
+			return nil, &ImageError{Reason: "image_url points to a private or local network address"}
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL may carry a token in its query: keep it out of logs
+		}
+		return nil, fmt.Errorf("downloading the image: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode >= 500 || resp.StatusCode == 408 || resp.StatusCode == 429 {
+			return nil, fmt.Errorf("downloading the image: HTTP %d", resp.StatusCode)
+		}
+		return nil, &ImageError{Reason: fmt.Sprintf("downloading the image failed: HTTP %d", resp.StatusCode)}
+	}
+	if resp.ContentLength > limit {
+		return nil, &ImageError{Reason: fmt.Sprintf("the image is larger than %d MiB", limit>>20)}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("downloading the image: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, &ImageError{Reason: fmt.Sprintf("the image is larger than %d MiB", limit>>20)}
+	}
+	typ, ok := imageTypes[http.DetectContentType(data)]
+	if !ok {
+		return nil, &ImageError{Reason: "image_url is not a JPEG, PNG or GIF image"}
+	}
+	name := path.Base(resp.Request.URL.Path)
+	if name == "" || name == "/" || name == "." || strings.ContainsAny(name, `"\`) {
+		name = "image"
+	}
+	if ext := "." + typ; !strings.HasSuffix(strings.ToLower(name), ext) && !(typ == "jpeg" && strings.HasSuffix(strings.ToLower(name), ".jpg")) {
+		name += ext
+	}
+	return &FetchedImage{Data: data, Type: typ, Filename: name}, nil
+}
+
+func (f *ImageFetcher) client() *http.Client {
+	if f.Client != nil {
+		return f.Client
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	if !f.AllowPrivateNetworks {
+		dialer.Control = refusePrivate
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 20 * time.Second,
+		MaxIdleConns:          4,
+		IdleConnTimeout:       30 * time.Second,
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+				return errors.New("redirect to a non-http URL")
+			}
+			return nil
+		},
+	}
+}
+
+var errPrivateAddress = errors.New("refusing to connect to a private or local address")
+
+// refusePrivate is a dialer Control: it runs on the resolved address, so
+// DNS names pointing inside cannot get around it.
+func refusePrivate(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() ||
+		ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() {
+		return errPrivateAddress
+	}
+	// 100.64.0.0/10 (carrier-grade NAT) is not "private" to net.IP.
+	if v4 := ip.To4(); v4 != nil && v4[0] == 100 && v4[1]&0xC0 == 64 {
+		return errPrivateAddress
+	}
+	return nil
+}

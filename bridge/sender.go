@@ -1,0 +1,801 @@
+package bridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/events"
+)
+
+// SenderAPI is what the sender needs from the Bilibili client
+// (*bilibili.Client implements it). The client paces send_msg itself
+// (1/s, burst 3, inside the account's request budget), so the sender adds
+// no limiter of its own.
+type SenderAPI interface {
+	SendText(ctx context.Context, sessionType int, to uint64, text string) (*bilibili.SendResult, error)
+	SendImage(ctx context.Context, sessionType int, to uint64, img bilibili.UploadedImage, imageType string) (*bilibili.SendResult, error)
+	UploadImage(ctx context.Context, filename string, data []byte) (*bilibili.UploadedImage, error)
+	FetchSessionMsgs(ctx context.Context, p bilibili.FetchParams) (*bilibili.MessagePage, error)
+}
+
+// MaxSendTextRunes is the longest text one send command may carry; it is
+// split into parts of at most bilibili.MaxTextRunes.
+const MaxSendTextRunes = 10000
+
+// MaxCommandIDLen bounds a command_id (and so an idempotency_key).
+const MaxCommandIDLen = 128
+
+// DefaultSendRetrySchedule is the wait before each retry of a command that
+// failed with a retryable error (21020 sending too fast, risk control,
+// timeouts, 5xx): 10 attempts over about 15 minutes, then it fails.
+var DefaultSendRetrySchedule = []time.Duration{
+	5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 90 * time.Second,
+	2 * time.Minute, 150 * time.Second, 3 * time.Minute, 4 * time.Minute,
+}
+
+// DefaultSendRetryWindow bounds the time a command keeps being retried,
+// counted from its first attempt (across restarts).
+const DefaultSendRetryWindow = 20 * time.Minute
+
+// sendBlockDuration is how long Bilibili blocks sending after 21046.
+const sendBlockDuration = 24 * time.Hour
+
+// echoSlack is how much earlier than the send started a message found by
+// the never-send-twice lookup may be stamped (clock skew, second rounding).
+const echoSlack = 5 * time.Second
+
+// SenderConfig configures a Sender.
+type SenderConfig struct {
+	// AccountUID is the account whose commands this sender consumes
+	// (subjects <prefix>.<uid>.send.>).
+	AccountUID int64
+	API        SenderAPI
+	// Outbox is stream BILI_OUTBOX; State is the KV bucket holding command
+	// outcomes and progress (Store.State).
+	Outbox    jetstream.Stream
+	State     jetstream.KeyValue
+	Publisher *Publisher
+	Subjects  events.Subjects
+	// RetrySchedule is the wait before each retry; len+1 attempts in all.
+	// Default DefaultSendRetrySchedule.
+	RetrySchedule []time.Duration
+	// RetryWindow bounds retrying from the first attempt; default
+	// DefaultSendRetryWindow.
+	RetryWindow time.Duration
+	// Images downloads image_url commands; default: an ImageFetcher with
+	// its defaults (10 MiB, public addresses only).
+	Images *ImageFetcher
+	// AckWait is how long JetStream waits before redelivering a command a
+	// crashed process held; the sender keeps a command it works on alive.
+	// Default 30s.
+	AckWait time.Duration
+	Logger  *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Sender sends the commands of stream BILI_OUTBOX to Bilibili for one
+// account, one at a time and in order, through a durable pull consumer
+// shared by every bridge process of that account.
+//
+// A command's progress and outcome live in KV under CommandKey: a command
+// whose outcome is recorded is never sent again (its result is published
+// again instead), and a long text split into parts resumes after the last
+// part that went out. Before each send_msg the part is marked in flight;
+// when a send ends in a timeout or another transient error (the message
+// may have gone out), the conversation's newest messages are searched for
+// it before anything is sent again.
+type Sender struct {
+	cfg SenderConfig
+	log *slog.Logger
+
+	mu           sync.Mutex
+	blockedUntil time.Time
+	recent       []sentKey // messages this sender sent, newest last
+}
+
+// sentKey is a message sent for a command.
+type sentKey struct {
+	msgKey    uint64
+	commandID string
+}
+
+// NewSender returns a sender for cfg.
+func NewSender(cfg SenderConfig) *Sender {
+	if cfg.RetrySchedule == nil {
+		cfg.RetrySchedule = DefaultSendRetrySchedule
+	}
+	if cfg.RetryWindow <= 0 {
+		cfg.RetryWindow = DefaultSendRetryWindow
+	}
+	if cfg.Images == nil {
+		cfg.Images = &ImageFetcher{}
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Sender{cfg: cfg, log: cfg.Logger.With("component", "sender")}
+}
+
+// SenderConsumerName is the durable consumer of account uid's sender.
+func SenderConsumerName(uid int64) string { return "sender_" + strconv.FormatInt(uid, 10) }
+
+// CommandKey is the KV key (bucket State) of a command's progress and
+// outcome: cmd.<uid>.<command_id>, with command ids outside [A-Za-z0-9_-]
+// replaced by a SHA-256 ("h=<hex>", which no plain id can equal).
+func CommandKey(uid int64, commandID string) string {
+	return "cmd." + strconv.FormatInt(uid, 10) + "." + kvToken(commandID)
+}
+
+func kvToken(s string) string {
+	plain := s != "" && len(s) <= MaxCommandIDLen
+	for i := 0; plain && i < len(s); i++ {
+		c := s[i]
+		plain = c == '-' || c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+	}
+	if plain {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "h=" + hex.EncodeToString(sum[:])
+}
+
+func blockedKey(uid int64) string { return "sender." + strconv.FormatInt(uid, 10) + ".blocked" }
+
+// ValidCommandID reports whether id may be a command_id: 1 to 128
+// printable ASCII characters, no spaces (it becomes a Nats-Msg-Id header).
+func ValidCommandID(id string) bool {
+	if id == "" || len(id) > MaxCommandIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// Command states in KV.
+const (
+	cmdSending   = "sending"
+	cmdSucceeded = "succeeded"
+	cmdFailed    = "failed"
+)
+
+// commandRecord is a command's progress and outcome in KV.
+type commandRecord struct {
+	CommandID   string    `json:"command_id"`
+	State       string    `json:"state"`
+	SessionType int       `json:"session_type"`
+	TalkerID    uint64    `json:"talker_id,string"`
+	Started     time.Time `json:"started"`
+	Attempts    int       `json:"attempts"`
+	// MsgKeys are the parts sent so far, in order.
+	MsgKeys []string `json:"msg_keys,omitempty"`
+	// InFlight is the part whose send_msg started without a known
+	// outcome: it may have gone out.
+	InFlight *inFlightPart `json:"in_flight,omitempty"`
+	// Image is the uploaded image of an image_url command.
+	Image     *bilibili.UploadedImage `json:"image,omitempty"`
+	ImageType string                  `json:"image_type,omitempty"`
+	// Result and Finished are set once the command is done; a failure has
+	// a FailureClass (see failureClass).
+	Result       *events.SendResultData `json:"result,omitempty"`
+	Finished     time.Time              `json:"finished,omitzero"`
+	FailureClass string                 `json:"failure_class,omitempty"`
+}
+
+type inFlightPart struct {
+	Part  int       `json:"part"`
+	Since time.Time `json:"since"`
+}
+
+func (r *commandRecord) done() bool {
+	return r != nil && r.Result != nil && (r.State == cmdSucceeded || r.State == cmdFailed)
+}
+
+func (r *commandRecord) resultType() string {
+	if r.State == cmdSucceeded {
+		return events.TypeSendSucceeded
+	}
+	return events.TypeSendFailed
+}
+
+// loadCommand reads a command's record; nil when there is none.
+func loadCommand(ctx context.Context, kv jetstream.KeyValue, key string) (*commandRecord, uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var r commandRecord
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, 0, fmt.Errorf("command record %s is corrupt: %w", key, err)
+	}
+	return &r, e.Revision(), nil
+}
+
+// Run consumes the account's commands until ctx ends.
+func (s *Sender) Run(ctx context.Context) error {
+	uid := s.cfg.AccountUID
+	filter := subjectPrefix(s.cfg.Subjects) + "." + strconv.FormatInt(uid, 10) + ".send.>"
+	cons, err := s.cfg.Outbox.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       SenderConsumerName(uid),
+		Description:   "bilibridge sender of account " + strconv.FormatInt(uid, 10),
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		// One command at a time, in order, across every process.
+		MaxAckPending: 1,
+	})
+	if err != nil {
+		return fmt.Errorf("sender: creating consumer: %w", err)
+	}
+	s.loadBlock(ctx)
+	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		return fmt.Errorf("sender: consuming: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	s.log.Info("sender started", "consumer", SenderConsumerName(uid), "filter", filter)
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			s.log.Debug("sender: next", "err", err)
+			continue
+		}
+		s.handle(ctx, msg)
+	}
+}
+
+// handle processes one command to its end (acked or termed), or leaves it
+// to a redelivery when the process is stopping or KV is unavailable.
+func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) {
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.keepAlive(hctx, msg)
+
+	route, err := s.cfg.Subjects.ParseSubject(msg.Subject())
+	if err != nil || route.Kind != "send" || route.UID != s.cfg.AccountUID {
+		s.log.Warn("sender: dropping a command on an unusable subject", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	var cmd events.SendCommand
+	decodeErr := json.Unmarshal(msg.Data(), &cmd)
+	id := cmd.CommandID
+	if decodeErr != nil || !ValidCommandID(id) {
+		id = fallbackCommandID(msg)
+	}
+	conv := events.Conversation{SessionType: route.SessionType, TalkerID: route.TalkerID, Kind: events.ConversationUser}
+	if route.SessionType == bilibili.SessionGroup {
+		conv.Kind = events.ConversationGroup
+	}
+	log := s.log.With("command_id", id, "conversation", conv.Subject())
+	key := CommandKey(s.cfg.AccountUID, id)
+
+	rec, rev, err := loadCommand(hctx, s.cfg.State, key)
+	if err != nil {
+		s.retryLater(ctx, msg, log, "reading the command's record", err)
+		return
+	}
+	if rec.done() {
+		log.Info("command already done; publishing its recorded result again", "state", rec.State)
+		s.publishAndAck(ctx, msg, log, rec, false)
+		return
+	}
+	if rec == nil {
+		rec = &commandRecord{CommandID: id, State: cmdSending, SessionType: conv.SessionType, TalkerID: conv.TalkerID, Started: s.cfg.Now()}
+	}
+	st := &cmdState{s: s, key: key, rec: rec, rev: rev, cmd: cmd, conv: conv, log: log}
+
+	if reason := validateCommand(decodeErr, cmd, route); reason != "" {
+		log.Warn("malformed send command", "reason", reason)
+		st.finishFailed(0, reason, classInvalidCommand)
+		if err := st.save(hctx); err != nil {
+			s.retryLater(ctx, msg, log, "recording the outcome", err)
+			return
+		}
+		s.publishAndAck(ctx, msg, log, rec, true)
+		return
+	}
+	if until := s.blocked(); !until.IsZero() {
+		blocked := &bilibili.APIError{Endpoint: "send_msg", Code: bilibili.CodeSendBlocked}
+		log.Info("not sending: the account is blocked from sending", "until", until)
+		st.finishFailed(bilibili.CodeSendBlocked, bilibili.Reason(blocked), bilibili.ClassBlocked.String())
+	} else if !s.process(hctx, st) {
+		// Stopping, or the record could not be written: a redelivery
+		// continues from what KV holds.
+		if ctx.Err() != nil {
+			_ = msg.Nak()
+		} else {
+			_ = msg.NakWithDelay(time.Second)
+		}
+		return
+	}
+	if err := st.save(hctx); err != nil {
+		s.retryLater(ctx, msg, log, "recording the outcome", err)
+		return
+	}
+	s.publishAndAck(ctx, msg, log, rec, false)
+}
+
+// process sends the command, retrying what may pass later. It returns
+// false when the command must be left for a redelivery.
+func (s *Sender) process(ctx context.Context, st *cmdState) bool {
+	for {
+		err := st.attempt(ctx)
+		if err == nil {
+			st.finishSucceeded()
+			st.log.Info("sent", "parts", len(st.rec.MsgKeys), "msg_key", st.rec.Result.MsgKey)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		var re *recordError
+		if errors.As(err, &re) {
+			st.log.Warn("sender: cannot record progress; retrying later", "err", re.err)
+			return false
+		}
+		code := bilibili.Code(err)
+		if bilibili.IsBlocked(err) {
+			s.block(ctx, s.cfg.Now().Add(sendBlockDuration))
+		}
+		n := st.rec.Attempts
+		exhausted := n > len(s.cfg.RetrySchedule) || s.cfg.Now().Sub(st.rec.Started) >= s.cfg.RetryWindow
+		if !sendRetryable(err) || exhausted {
+			st.log.Warn("send failed", "err", err, "code", code, "attempts", n)
+			st.finishFailed(code, failureReason(err), failureClass(err))
+			return true
+		}
+		wait := s.cfg.RetrySchedule[n-1]
+		wait += time.Duration(rand.Int64N(int64(wait)/5 + 1)) // up to +20%
+		st.log.Info("send failed; retrying", "err", err, "code", code, "attempt", n, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
+}
+
+// cmdState is one command being worked on.
+type cmdState struct {
+	s    *Sender
+	key  string
+	rec  *commandRecord
+	rev  uint64
+	cmd  events.SendCommand
+	conv events.Conversation
+	log  *slog.Logger
+}
+
+// recordError is a KV write that failed: nothing may be sent without its
+// in-flight mark on record.
+type recordError struct{ err error }
+
+func (e *recordError) Error() string { return "recording progress: " + e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
+
+// save writes the record, refusing to overwrite a revision it did not
+// read: a second process working on the same command (after an expired
+// ack wait) stops at its next write instead of sending.
+func (st *cmdState) save(ctx context.Context) error {
+	b, err := json.Marshal(st.rec)
+	if err != nil {
+		return err
+	}
+	var rev uint64
+	if st.rev == 0 {
+		rev, err = st.s.cfg.State.Create(ctx, st.key, b)
+	} else {
+		rev, err = st.s.cfg.State.Update(ctx, st.key, b, st.rev)
+	}
+	if err != nil {
+		return &recordError{err}
+	}
+	st.rev = rev
+	return nil
+}
+
+// parts are the contents to send: text parts, or the image URL.
+func (st *cmdState) parts() []string {
+	if st.cmd.Text != "" {
+		return bilibili.SplitText(st.cmd.Text)
+	}
+	if st.rec.Image != nil {
+		return []string{st.rec.Image.URL}
+	}
+	return nil
+}
+
+// attempt sends what is left of the command once.
+func (st *cmdState) attempt(ctx context.Context) error {
+	s := st.s
+	st.rec.Attempts++
+	if err := st.save(ctx); err != nil {
+		return err
+	}
+	if st.cmd.ImageURL != "" && st.rec.Image == nil {
+		img, err := s.cfg.Images.Fetch(ctx, st.cmd.ImageURL)
+		if err != nil {
+			var ie *ImageError
+			if errors.As(err, &ie) {
+				return err
+			}
+			return &downloadError{err}
+		}
+		up, err := s.cfg.API.UploadImage(ctx, img.Filename, img.Data)
+		if err != nil {
+			return err
+		}
+		st.rec.Image, st.rec.ImageType = up, img.Type
+		if err := st.save(ctx); err != nil {
+			return err
+		}
+	}
+	parts := st.parts()
+	if fl := st.rec.InFlight; fl != nil {
+		// The last send may have gone out: look before sending again.
+		if fl.Part != len(st.rec.MsgKeys) || fl.Part >= len(parts) {
+			return &recordError{fmt.Errorf("in-flight part %d does not follow the %d parts sent", fl.Part, len(st.rec.MsgKeys))}
+		}
+		key, err := s.findSent(ctx, st, parts[fl.Part], fl.Since)
+		if err != nil {
+			return fmt.Errorf("checking whether the last send went out: %w", err)
+		}
+		st.rec.InFlight = nil
+		if key != 0 {
+			st.log.Info("the send that timed out went out; not sending it again", "part", fl.Part, "msg_key", key)
+			st.rec.MsgKeys = append(st.rec.MsgKeys, strconv.FormatUint(key, 10))
+			s.remember(key, st.rec.CommandID)
+		}
+		if err := st.save(ctx); err != nil {
+			return err
+		}
+	}
+	for i := len(st.rec.MsgKeys); i < len(parts); i++ {
+		st.rec.InFlight = &inFlightPart{Part: i, Since: s.cfg.Now()}
+		if err := st.save(ctx); err != nil {
+			return err
+		}
+		var res *bilibili.SendResult
+		var err error
+		if st.cmd.Text != "" {
+			res, err = s.cfg.API.SendText(ctx, st.conv.SessionType, st.conv.TalkerID, parts[i])
+		} else {
+			res, err = s.cfg.API.SendImage(ctx, st.conv.SessionType, st.conv.TalkerID, *st.rec.Image, st.rec.ImageType)
+		}
+		if err != nil {
+			if ctx.Err() == nil && !bilibili.IsTransient(err) {
+				// Bilibili answered: nothing went out.
+				st.rec.InFlight = nil
+				if serr := st.save(ctx); serr != nil {
+					return serr
+				}
+			}
+			return err
+		}
+		st.rec.InFlight = nil
+		st.rec.MsgKeys = append(st.rec.MsgKeys, strconv.FormatUint(res.MsgKey, 10))
+		s.remember(res.MsgKey, st.rec.CommandID)
+		if err := st.save(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// findSent looks for a part in the newest page of the conversation: sent
+// by the account, same type and content, stamped no earlier than the send
+// began (less some slack), and not a message already accounted for. It
+// returns its msg_key, or 0.
+func (s *Sender) findSent(ctx context.Context, st *cmdState, part string, since time.Time) (uint64, error) {
+	page, err := s.cfg.API.FetchSessionMsgs(ctx, bilibili.FetchParams{SessionType: st.conv.SessionType, TalkerID: st.conv.TalkerID, Size: 20})
+	if err != nil {
+		return 0, err
+	}
+	known := map[string]bool{}
+	for _, k := range st.rec.MsgKeys {
+		known[k] = true
+	}
+	// Messages sent for other commands (the same text twice in a row)
+	// are not this one.
+	s.mu.Lock()
+	for _, k := range s.recent {
+		if k.commandID != st.rec.CommandID {
+			known[strconv.FormatUint(k.msgKey, 10)] = true
+		}
+	}
+	s.mu.Unlock()
+	wantType := bilibili.MsgTypeText
+	if st.cmd.Text == "" {
+		wantType = bilibili.MsgTypeImage
+	}
+	earliest := since.Add(-echoSlack).Unix()
+	for i := range page.Messages { // newest first
+		m := &page.Messages[i]
+		if m.SenderUID != s.cfg.AccountUID || m.MsgType != wantType || m.Timestamp < earliest || known[strconv.FormatUint(m.MsgKey, 10)] {
+			continue
+		}
+		c, err := m.Decode()
+		if err != nil {
+			continue
+		}
+		switch c := c.(type) {
+		case *bilibili.TextContent:
+			if c.Content == part || strings.TrimSpace(c.Content) == strings.TrimSpace(part) {
+				return m.MsgKey, nil
+			}
+		case *bilibili.ImageContent:
+			if c.URL == part {
+				return m.MsgKey, nil
+			}
+		}
+	}
+	return 0, nil
+}
+
+func (st *cmdState) finishSucceeded() {
+	r := st.rec
+	r.State, r.InFlight, r.Finished = cmdSucceeded, nil, st.s.cfg.Now()
+	res := st.resultData()
+	if n := len(r.MsgKeys); n > 0 {
+		res.MsgKey, _ = strconv.ParseUint(r.MsgKeys[n-1], 10, 64)
+	}
+	r.Result = res
+}
+
+func (st *cmdState) finishFailed(code int, reason, class string) {
+	r := st.rec
+	r.State, r.InFlight, r.Finished, r.FailureClass = cmdFailed, nil, st.s.cfg.Now(), class
+	res := st.resultData()
+	res.ErrorCode, res.Error = code, reason
+	r.Result = res
+}
+
+func (st *cmdState) resultData() *events.SendResultData {
+	return &events.SendResultData{
+		AccountUID:   st.s.cfg.AccountUID,
+		CommandID:    st.rec.CommandID,
+		Conversation: st.conv,
+		MsgKeys:      append([]string(nil), st.rec.MsgKeys...),
+		Origin:       st.cmd.Origin,
+	}
+}
+
+// resultEvent is the result event of a finished record; the same record
+// always gives the same event.
+func resultEvent(rec *commandRecord) (events.Event, error) {
+	res := rec.Result
+	return events.New(res.AccountUID, rec.resultType(), events.SendResultID(res.AccountUID, rec.CommandID),
+		res.Conversation.Subject(), rec.Finished, res)
+}
+
+// publishAndAck publishes a finished command's result, then acks (or, for
+// a malformed command, terms) it.
+func (s *Sender) publishAndAck(ctx context.Context, msg jetstream.Msg, log *slog.Logger, rec *commandRecord, term bool) {
+	ev, err := resultEvent(rec)
+	if err == nil {
+		conv := rec.Result.Conversation
+		err = s.cfg.Publisher.Publish(ctx, s.cfg.Subjects.Sent(s.cfg.AccountUID, conv.SessionType, conv.TalkerID), ev)
+	}
+	if err != nil {
+		// The outcome is on record: the redelivery publishes it.
+		s.retryLater(ctx, msg, log, "publishing the result", err)
+		return
+	}
+	if term {
+		err = msg.Term()
+	} else {
+		err = msg.Ack()
+	}
+	if err != nil {
+		log.Warn("sender: ack failed; the redelivery will find the recorded outcome", "err", err)
+	}
+}
+
+func (s *Sender) retryLater(ctx context.Context, msg jetstream.Msg, log *slog.Logger, what string, err error) {
+	if ctx.Err() != nil {
+		_ = msg.Nak()
+		return
+	}
+	log.Warn("sender: "+what+" failed; retrying", "err", err)
+	_ = msg.NakWithDelay(2 * time.Second)
+}
+
+// keepAlive stops JetStream from redelivering the command while it is
+// worked on (retries can wait minutes).
+func (s *Sender) keepAlive(ctx context.Context, msg jetstream.Msg) {
+	t := time.NewTicker(max(s.cfg.AckWait/3, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+func (s *Sender) remember(key uint64, commandID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recent = append(s.recent, sentKey{key, commandID})
+	if len(s.recent) > 256 {
+		s.recent = append(s.recent[:0], s.recent[len(s.recent)-128:]...)
+	}
+}
+
+// blocked returns when the 21046 block ends, or zero when not blocked.
+func (s *Sender) blocked() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Now().Before(s.blockedUntil) {
+		return s.blockedUntil
+	}
+	return time.Time{}
+}
+
+func (s *Sender) block(ctx context.Context, until time.Time) {
+	s.mu.Lock()
+	s.blockedUntil = until
+	s.mu.Unlock()
+	s.log.Warn("Bilibili blocked sending from this account; failing send commands until the block ends", "until", until)
+	b, _ := until.MarshalText()
+	if _, err := s.cfg.State.Put(ctx, blockedKey(s.cfg.AccountUID), b); err != nil {
+		s.log.Warn("sender: could not record the block", "err", err)
+	}
+}
+
+func (s *Sender) loadBlock(ctx context.Context) {
+	e, err := s.cfg.State.Get(ctx, blockedKey(s.cfg.AccountUID))
+	if err != nil {
+		return
+	}
+	var until time.Time
+	if until.UnmarshalText(e.Value()) == nil && s.cfg.Now().Before(until) {
+		s.mu.Lock()
+		s.blockedUntil = until
+		s.mu.Unlock()
+		s.log.Warn("sending is blocked by Bilibili; failing send commands until the block ends", "until", until)
+	}
+}
+
+// validateCommand returns why a command cannot be sent, or "".
+func validateCommand(decodeErr error, cmd events.SendCommand, route events.Route) string {
+	switch {
+	case decodeErr != nil:
+		return "The send command is not valid JSON."
+	case cmd.CommandID == "":
+		return "The send command has no command_id."
+	case !ValidCommandID(cmd.CommandID):
+		return "The command_id must be 1 to 128 printable ASCII characters without spaces."
+	}
+	return validateSend(route.SessionType, route.TalkerID, cmd.Text, cmd.ImageURL)
+}
+
+// validateSend checks what to send and where; it returns the reason it
+// cannot be sent, or "".
+func validateSend(sessionType int, talker uint64, text, imageURL string) string {
+	switch {
+	case sessionType != bilibili.SessionUser && sessionType != bilibili.SessionGroup:
+		return "session_type must be 1 (user) or 2 (fan group)."
+	case talker == 0:
+		return "talker_id must be a positive integer."
+	case text != "" && imageURL != "":
+		return "Give either text or image_url, not both."
+	case text == "" && imageURL == "":
+		return "Give text or image_url."
+	case imageURL != "":
+		if err := CheckImageURL(imageURL); err != nil {
+			return err.Error() + "."
+		}
+	case utf8.RuneCountInString(text) > MaxSendTextRunes:
+		return fmt.Sprintf("text is longer than %d characters.", MaxSendTextRunes)
+	case len(bilibili.SplitText(text)) == 0 || strings.TrimSpace(text) == "":
+		return "text is empty."
+	}
+	return ""
+}
+
+// downloadError is an image download that may pass later.
+type downloadError struct{ err error }
+
+func (e *downloadError) Error() string { return e.err.Error() }
+func (e *downloadError) Unwrap() error { return e.err }
+
+func sendRetryable(err error) bool {
+	var ie *ImageError
+	if errors.As(err, &ie) {
+		return false
+	}
+	var de *downloadError
+	if errors.As(err, &de) {
+		return true
+	}
+	return bilibili.Classify(err).Retryable()
+}
+
+// failureReason says in plain words why a command failed.
+func failureReason(err error) string {
+	var ie *ImageError
+	if errors.As(err, &ie) {
+		return "The image could not be used: " + ie.Reason + "."
+	}
+	var de *downloadError
+	if errors.As(err, &de) {
+		return "The image could not be downloaded: " + de.Error() + "."
+	}
+	return bilibili.Reason(err)
+}
+
+// Failure classes beyond bilibili.Class's names.
+const (
+	classInvalidCommand = "invalid_command" // malformed or invalid command
+	classImage          = "image"           // the image could not be used
+)
+
+// failureClass sorts a failure: a bilibili.Class name, or one of the
+// classes above.
+func failureClass(err error) string {
+	var ie *ImageError
+	if errors.As(err, &ie) {
+		return classImage
+	}
+	var de *downloadError
+	if errors.As(err, &de) {
+		return bilibili.ClassTransient.String()
+	}
+	return bilibili.Classify(err).String()
+}
+
+// fallbackCommandID names a command without a usable command_id, so its
+// failure can still be reported and recorded.
+func fallbackCommandID(msg jetstream.Msg) string {
+	if id := msg.Headers().Get(nats.MsgIdHdr); ValidCommandID(id) {
+		return id
+	}
+	if md, err := msg.Metadata(); err == nil {
+		return "outbox-" + strconv.FormatUint(md.Sequence.Stream, 10)
+	}
+	sum := sha256.Sum256(msg.Data())
+	return "outbox-" + hex.EncodeToString(sum[:8])
+}
+
+func subjectPrefix(s events.Subjects) string {
+	if s.Prefix == "" {
+		return events.DefaultPrefix
+	}
+	return s.Prefix
+}
