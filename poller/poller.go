@@ -126,7 +126,7 @@ func New(cfg Config) *Poller {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	log := cfg.Logger.With("uid", cfg.AccountUID)
+	log := cfg.Logger // the caller names the account (uid) in it
 	p := &Poller{
 		cfg:      cfg,
 		log:      log,

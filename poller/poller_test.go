@@ -50,7 +50,6 @@ func newRig(t *testing.T) *rig {
 		Endpoints:   bilibili.Endpoints{API: u, MainAPI: u, Passport: u, WWW: u},
 		HTTPClient:  fake.Client(),
 		Timeout:     2 * time.Second,
-		Limiter:     nil,
 	})
 	srv := bridgetest.StartServer(t)
 	conn := srv.Connect(t)
