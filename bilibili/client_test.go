@@ -378,3 +378,28 @@ func TestSplitTextAcceptedByFake(t *testing.T) {
 		t.Errorf("parts do not add up to the text")
 	}
 }
+
+func TestRecallOwnMessage(t *testing.T) {
+	fake, c := newFake(t)
+	ctx := context.Background()
+	res, err := c.SendText(ctx, 1, uint64(friend), "oops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Recall(ctx, 1, uint64(friend), res.MsgKey); err != nil {
+		t.Fatalf("recall: %v", err)
+	}
+	var status int
+	for _, m := range fake.Messages(testUID, 1, uint64(friend)) {
+		if m.MsgKey == res.MsgKey {
+			status = m.MsgStatus
+		}
+	}
+	if status != bilibili.StatusRecalled {
+		t.Errorf("recalled message has status %d", status)
+	}
+	_, err = c.Recall(ctx, 1, uint64(friend), res.MsgKey)
+	if bilibili.Code(err) != bilibili.CodeAlreadyRecalled {
+		t.Errorf("second recall: %v", err)
+	}
+}

@@ -1,0 +1,64 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bilibridge/bilibridge/app"
+	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/events"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestTailPrintsOneLinePerEvent(t *testing.T) {
+	conn := bridgetest.StartServer(t).Connect(t)
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Tail(ctx, conn.NC, "bili.>", &out) }()
+	ev, err := events.New(uid, events.TypeMessage, "1-2", "1/293793435", time.Now(), events.MessageData{
+		AccountUID:   uid,
+		Conversation: events.Conversation{SessionType: 1, TalkerID: uint64(friend), Kind: "user", Name: "friend"},
+		Message:      events.Message{Direction: "in", SenderName: "friend", Text: "hello\nthere"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ev.Marshal()
+	// Publish until Tail's subscription has reached the server and printed.
+	bridgetest.Eventually(t, "the first line", func() bool {
+		conn.NC.Publish("bili.425503913.msg.1.293793435", b)
+		return strings.Count(out.String(), "\n") >= 1
+	})
+	conn.NC.Publish("bili.425503913.msg.1.293793435", []byte("not json"))
+	bridgetest.Eventually(t, "the error line", func() bool { return strings.Contains(out.String(), "not json") || strings.Contains(out.String(), "malformed") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if !strings.Contains(lines[0], "friend: hello there") || !strings.Contains(lines[len(lines)-1], "malformed") {
+		t.Errorf("tail printed %q", lines)
+	}
+}
