@@ -52,7 +52,9 @@ func TestTailPrintsOneLinePerEvent(t *testing.T) {
 		return strings.Count(out.String(), "\n") >= 1
 	})
 	conn.NC.Publish("bili.425503913.msg.1.293793435", []byte("not json"))
-	bridgetest.Eventually(t, "the error line", func() bool { return strings.Contains(out.String(), "not json") || strings.Contains(out.String(), "malformed") })
+	bridgetest.Eventually(t, "the error line", func() bool {
+		return strings.Contains(out.String(), "not json") || strings.Contains(out.String(), "malformed")
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
