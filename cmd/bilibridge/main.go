@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/app"
@@ -101,20 +100,9 @@ func tail(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		filter = args[0]
 	}
-	url := cfg.NATSURL
-	if url == "" {
-		if cfg.NATSListen == "off" {
-			return errors.New("the embedded NATS of a running bridge is in-process only (NATS_LISTEN=off); set NATS_LISTEN or NATS_URL")
-		}
-		url = "nats://" + cfg.NATSListen
-	}
-	opts := []nats.Option{nats.Name("bilibridge tail"), nats.Timeout(5 * time.Second)}
-	if cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
-	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := app.Dial(cfg, "bilibridge tail")
 	if err != nil {
-		return fmt.Errorf("connecting to %s (is `bilibridge run` running?): %w", url, err)
+		return err
 	}
 	defer nc.Close()
 	return app.Tail(ctx, nc, filter, stdout)
@@ -191,20 +179,9 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if uid == 0 {
 		return errors.New("send: the account's uid is unknown; set BILI_UID (or log in so the credentials file holds DedeUserID)")
 	}
-	url := cfg.NATSURL
-	if url == "" {
-		if cfg.NATSListen == "off" {
-			return errors.New("the embedded NATS of a running bridge is in-process only (NATS_LISTEN=off); set NATS_LISTEN or NATS_URL")
-		}
-		url = "nats://" + cfg.NATSListen
-	}
-	opts := []nats.Option{nats.Name("bilibridge send"), nats.Timeout(5 * time.Second)}
-	if cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
-	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := app.Dial(cfg, "bilibridge send")
 	if err != nil {
-		return fmt.Errorf("connecting to %s (is `bilibridge run` running?): %w", url, err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
