@@ -141,7 +141,6 @@ func buildVersion() string {
 	return strings.TrimSpace(v)
 }
 
-
 // send queues a DM on the outbox of a running bridge (the same path as
 // POST /api/v1/messages) and prints the outcome in one line. A failed send
 // is an error, so the exit status is non-zero.
@@ -217,4 +216,3 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
-
