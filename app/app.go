@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
+	"github.com/bilibridge/bilibridge/sinks"
+	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
 
 // Options are what Run needs beyond the configuration.
@@ -124,73 +127,132 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	a := &App{Conn: conn, Store: store, Client: client, Poller: p, Subjects: subjects, UID: uid, Registry: reg}
 
+	sinkList, err := webhookSinks(cfg, log)
+	if err != nil {
+		return err
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		errc <- p.Run(ctx)
-	}()
-	// --- sender and send API (bridge/sender.go, bridge/api.go) ---
+	t := &tasks{cancel: cancel}
+
+	// The runtime is made before the poller runs: a sink seen for the
+	// first time starts with the events published from now on.
+	rt := bridge.NewRuntime(bridge.RuntimeConfig{
+		Stream: store.Events, Publisher: pub, Subjects: subjects,
+		Metrics: bridge.NewSinkMetrics(reg), Logger: log,
+		Disabled: func(ctx context.Context, sink string, err error) {
+			publishStatus(ctx, pub, subjects, uid, events.StateSinkDisabled,
+				fmt.Sprintf("Sink %s is disabled until the bridge restarts: %v", sink, err), log)
+		},
+	})
+	for _, s := range sinkList {
+		t.Go("sink "+s.Name(), func() error { return rt.Run(ctx, s) })
+	}
+	t.Go("poller", func() error { return p.Run(ctx) })
 	sender := bridge.NewSender(bridge.SenderConfig{
 		AccountUID: uid, API: client, Outbox: store.Outbox, State: store.State,
 		Publisher: pub, Subjects: subjects, Logger: log,
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := sender.Run(ctx); err != nil {
-			select {
-			case errc <- err:
-			default:
-				log.Error("sender stopped", "err", err)
-			}
-			cancel()
-		}
-	}()
-	var sendAPI http.Handler // POST /api/v1/messages; not mounted while API_TOKEN is empty (404)
-	if cfg.APIToken != "" {
-		sendAPI = bridge.NewAPI(bridge.APIConfig{Token: cfg.APIToken, Logger: log,
-			Outbox: &bridge.Outbox{NC: conn.NC, JS: conn.JS, State: store.State, Subjects: subjects, AccountUID: uid}})
-	}
-	// --- end sender and send API ---
+	t.Go("sender", func() error { return sender.Run(ctx) })
+
 	if cfg.HTTPAddr != "" {
 		srv := bridge.NewHTTPServer(cfg.HTTPAddr, reg, a.Ready, log)
-		if sendAPI != nil {
-			srv.Handle(bridge.MessagesPattern, sendAPI) // send API
+		// POST /api/v1/messages stays unmounted (404) while API_TOKEN is empty.
+		if cfg.APIToken != "" {
+			srv.Handle(bridge.MessagesPattern, bridge.NewAPI(bridge.APIConfig{Token: cfg.APIToken, Logger: log,
+				Outbox: &bridge.Outbox{NC: conn.NC, JS: conn.JS, State: store.State, Subjects: subjects, AccountUID: uid}}))
 		}
 		if err := srv.Listen(); err != nil {
 			cancel()
-			wg.Wait()
+			t.Wait()
 			return err
 		}
 		a.HTTPAddr = srv.Addr()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Run(ctx); err != nil {
-				errc <- fmt.Errorf("HTTP server on %s: %w", a.HTTPAddr, err)
-				cancel()
-			}
-		}()
+		t.Go("HTTP server", func() error { return srv.Run(ctx) })
 	}
-	log.Info("bridge running", "account", name, "poll_interval", cfg.PollInterval, "subjects", subjects.Prefix+"."+fmt.Sprint(uid)+".>")
+	log.Info("bridge running", "account", name, "poll_interval", cfg.PollInterval, "sinks", len(sinkList),
+		"subjects", subjects.Prefix+"."+fmt.Sprint(uid)+".>")
 	if opts.Started != nil {
 		opts.Started(a)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
-	wg.Wait()
-	close(errc)
-	var errs []error
-	for err := range errc {
-		if err != nil {
-			errs = append(errs, err)
+	return t.Wait()
+}
+
+// tasks runs the bridge's long-lived parts; the first one that fails
+// stops the others.
+type tasks struct {
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	errs   []error
+}
+
+// Go runs fn in its own goroutine.
+func (t *tasks) Go(name string, fn func() error) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		if err := fn(); err != nil {
+			t.mu.Lock()
+			t.errs = append(t.errs, fmt.Errorf("%s: %w", name, err))
+			t.mu.Unlock()
+			t.cancel()
+		}
+	}()
+}
+
+// Wait waits for every task and returns their errors.
+func (t *tasks) Wait() error {
+	t.wg.Wait()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return errors.Join(t.errs...)
+}
+
+// webhookSinks builds one sink per WEBHOOK_URLS endpoint.
+func webhookSinks(cfg *config.Config, log *slog.Logger) ([]sinks.Sink, error) {
+	if strings.TrimSpace(cfg.WebhookURLs) == "" {
+		return nil, nil
+	}
+	urls, err := webhook.ParseURLs(cfg.WebhookURLs)
+	if err != nil {
+		return nil, fmt.Errorf("WEBHOOK_URLS: %w", err)
+	}
+	secrets, err := webhook.ParseSecrets(cfg.WebhookSecret)
+	if err != nil {
+		return nil, fmt.Errorf("WEBHOOK_SECRET: %w", err)
+	}
+	var types []string
+	for _, t := range strings.Split(cfg.WebhookEvents, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			types = append(types, t)
 		}
 	}
-	return errors.Join(errs...)
+	var out []sinks.Sink
+	for _, u := range urls {
+		s, err := webhook.New(webhook.Config{URL: u, Secrets: secrets, Events: types, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("WEBHOOK_URLS: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// publishStatus publishes an account.status event; failing that, it logs.
+func publishStatus(ctx context.Context, pub *bridge.Publisher, subjects events.Subjects, uid int64, state, msg string, log *slog.Logger) {
+	ev, err := events.NewAccountStatus(uid, state, msg, time.Now())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = pub.Publish(ctx, subjects.Account(uid), ev)
+	}
+	if err != nil {
+		log.Warn("publishing account status", "state", state, "err", err)
+	}
 }
 
 // identify finds the account's uid and name from nav. With an expired

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/bilibridge/bilibridge/bilibili"
 )
 
@@ -119,6 +121,13 @@ type AccountStatusData struct {
 	State      string `json:"state"`
 	// Message says in plain words what happened and what to do.
 	Message string `json:"message"`
+}
+
+// NewAccountStatus builds an account.status event. Its id is random: two
+// reports of the same state are two events.
+func NewAccountStatus(uid int64, state, message string, t time.Time) (Event, error) {
+	return New(uid, TypeAccountStatus, fmt.Sprintf("%d-account-%s", uid, uuid.NewString()), "", t,
+		AccountStatusData{AccountUID: uid, State: state, Message: message})
 }
 
 // DeadLetterData is the data of a com.bilibili.dead_letter event.

@@ -275,8 +275,7 @@ func (p *Poller) jitter(d time.Duration) time.Duration {
 
 func (p *Poller) publishStatus(ctx context.Context, state, msg string) {
 	uid := p.cfg.AccountUID
-	ev, err := events.New(uid, events.TypeAccountStatus, strconv.FormatInt(uid, 10)+"-account-"+uuid.NewString(), "", p.cfg.Now(),
-		events.AccountStatusData{AccountUID: uid, State: state, Message: msg})
+	ev, err := events.NewAccountStatus(uid, state, msg, p.cfg.Now())
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

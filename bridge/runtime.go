@@ -1,0 +1,394 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/sinks"
+)
+
+// DefaultSchedule is the wait before each retry of a failed delivery: the
+// attempts span about a day, so an endpoint that is down overnight still
+// gets everything.
+var DefaultSchedule = []time.Duration{
+	5 * time.Second, 30 * time.Second, 5 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 5 * time.Hour, 8 * time.Hour, 8 * time.Hour,
+}
+
+// priorityGroup pins each sink's consumer to one process at a time:
+// conversations stay in order even with several bridges, and another
+// process takes over when the pinned one stops pulling.
+const priorityGroup = "bilibridge"
+
+// RuntimeConfig configures the sink runtime.
+type RuntimeConfig struct {
+	Stream    jetstream.Stream
+	Publisher *Publisher
+	Subjects  events.Subjects
+	// Schedule is the wait before each retry; len(Schedule)+1 attempts in
+	// all. Default DefaultSchedule.
+	Schedule []time.Duration
+	// AckWait is how long JetStream waits before redelivering an event a
+	// crashed process held. Held events are kept alive meanwhile.
+	AckWait time.Duration
+	// MaxPending bounds events in flight per sink (across conversations).
+	MaxPending int
+	// DeliverTimeout bounds one Deliver call; default 2 min.
+	DeliverTimeout time.Duration
+	Metrics        *SinkMetrics
+	Logger         *slog.Logger
+	// Disabled is told when a sink asks to be disabled (410 Gone).
+	Disabled func(ctx context.Context, sink string, err error)
+	// Since is where a sink seen for the first time starts: events
+	// published from then on (default: when NewRuntime ran). A sink added
+	// later does not get a month of history; an existing sink resumes
+	// where it left off.
+	Since time.Time
+}
+
+// Runtime delivers the events of stream BILI to sinks: one durable
+// consumer per sink, events of one conversation in order (a later one
+// waits until the earlier one was delivered or dead-lettered), retries
+// with backoff that honour the platform's retry-after, and dead letters
+// after the last attempt.
+type Runtime struct {
+	cfg RuntimeConfig
+	log *slog.Logger
+}
+
+// NewRuntime returns a runtime for cfg.
+func NewRuntime(cfg RuntimeConfig) *Runtime {
+	if cfg.Schedule == nil {
+		cfg.Schedule = DefaultSchedule
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 1000
+	}
+	if cfg.DeliverTimeout <= 0 {
+		cfg.DeliverTimeout = 2 * time.Minute
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewSinkMetrics(nil)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Since.IsZero() {
+		cfg.Since = time.Now()
+	}
+	return &Runtime{cfg: cfg, log: cfg.Logger}
+}
+
+// ConsumerName is the durable consumer of a sink.
+func ConsumerName(sink string) string { return "sink_" + events.Token(sink) }
+
+// Run delivers to sink until ctx ends or the sink asks to be disabled.
+func (r *Runtime) Run(ctx context.Context, sink sinks.Sink) error {
+	name := sink.Name()
+	log := r.log.With("sink", name)
+	filters := r.cfg.Subjects.Deliverable()
+	if f, ok := sink.(sinks.Filter); ok {
+		filters = f.Subjects(r.cfg.Subjects)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:        ConsumerName(name),
+		Description:    "bilibridge sink " + name,
+		FilterSubjects: filters,
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &r.cfg.Since,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        r.cfg.AckWait,
+		MaxAckPending:  r.cfg.MaxPending,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{priorityGroup},
+		PinnedTTL:      2 * r.cfg.AckWait,
+	}
+	if len(filters) == 1 {
+		cfg.FilterSubject, cfg.FilterSubjects = filters[0], nil
+	}
+	// Where a consumer starts cannot change; an existing one keeps its own.
+	if existing, err := r.cfg.Stream.Consumer(ctx, cfg.Durable); err == nil {
+		old := existing.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
+	}
+	cons, err := r.cfg.Stream.CreateOrUpdateConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("sink %s: creating consumer: %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d := &dispatcher{rt: r, sink: sink, name: name, log: log, ctx: ctx, cancel: cancel, convs: map[string]*convQueue{}}
+	cc, err := cons.Consume(d.dispatch,
+		jetstream.PullPriorityGroup(priorityGroup),
+		jetstream.PullMaxMessages(min(r.cfg.MaxPending, 500)),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				log.Debug("consume", "err", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("sink %s: consuming: %w", name, err)
+	}
+	log.Info("sink started", "consumer", cfg.Durable, "filters", filters)
+	<-ctx.Done()
+	cc.Stop()
+	d.wg.Wait()
+	return nil
+}
+
+// dispatcher routes a sink's events to one queue per conversation.
+type dispatcher struct {
+	rt     *Runtime
+	sink   sinks.Sink
+	name   string
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	convs map[string]*convQueue
+}
+
+// convQueue holds the events of one conversation not yet done.
+type convQueue struct {
+	msgs []jetstream.Msg
+}
+
+// dispatch is called by Consume, one message at a time, in stream order.
+func (d *dispatcher) dispatch(msg jetstream.Msg) {
+	key := d.conversationKey(msg.Subject())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if q, ok := d.convs[key]; ok {
+		q.msgs = append(q.msgs, msg)
+		return
+	}
+	q := &convQueue{msgs: []jetstream.Msg{msg}}
+	d.convs[key] = q
+	d.wg.Add(1)
+	go d.work(key, q)
+}
+
+// conversationKey groups msg and recall events of one conversation.
+func (d *dispatcher) conversationKey(subject string) string {
+	r, err := d.rt.cfg.Subjects.ParseSubject(subject)
+	if err != nil || r.TalkerID == 0 {
+		return subject
+	}
+	return fmt.Sprintf("%d.%d.%d", r.UID, r.SessionType, r.TalkerID)
+}
+
+// work delivers a conversation's events in order until its queue is empty.
+func (d *dispatcher) work(key string, q *convQueue) {
+	defer d.wg.Done()
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error("sink worker panicked; its events will be redelivered", "panic", p)
+			d.mu.Lock()
+			delete(d.convs, key)
+			d.mu.Unlock()
+		}
+	}()
+	stopKeepAlive := d.keepAlive(q)
+	defer stopKeepAlive()
+	for {
+		d.mu.Lock()
+		if len(q.msgs) == 0 || d.ctx.Err() != nil {
+			delete(d.convs, key)
+			d.mu.Unlock()
+			return
+		}
+		msg := q.msgs[0]
+		d.mu.Unlock()
+		if !d.deliver(msg) {
+			return // shutting down: unacked events are redelivered later
+		}
+		d.mu.Lock()
+		q.msgs = q.msgs[1:]
+		d.mu.Unlock()
+	}
+}
+
+// keepAlive tells JetStream, every half AckWait, that the conversation's
+// held events are still being worked on, so that waiting behind a retry
+// does not turn into a redelivery.
+func (d *dispatcher) keepAlive(q *convQueue) func() {
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d.rt.cfg.AckWait / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-d.ctx.Done():
+				return
+			case <-t.C:
+				d.mu.Lock()
+				held := append([]jetstream.Msg(nil), q.msgs...)
+				d.mu.Unlock()
+				for _, m := range held {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(stop) }
+}
+
+// deliver delivers one event with retries and reports whether it is done
+// (delivered or dead-lettered, and acked). False means shutdown.
+func (d *dispatcher) deliver(msg jetstream.Msg) bool {
+	m := d.rt.cfg.Metrics
+	attempt := 1
+	var published time.Time
+	if meta, err := msg.Metadata(); err == nil {
+		attempt = max(1, int(meta.NumDelivered))
+		published = meta.Timestamp
+	}
+	ev, err := events.Parse(msg.Data())
+	if err != nil {
+		return d.deadLetter(msg, events.Event{ID: "unparseable-" + strconv.FormatUint(seq(msg), 10), Data: msg.Data()}, err.Error(), attempt)
+	}
+	maxAttempts := len(d.rt.cfg.Schedule) + 1
+	for {
+		ctx, cancel := context.WithTimeout(d.ctx, d.rt.cfg.DeliverTimeout)
+		err := safeDeliver(ctx, d.sink, ev)
+		cancel()
+		if err == nil {
+			if ackErr := msg.DoubleAck(d.ctx); ackErr != nil && d.ctx.Err() != nil {
+				return false
+			}
+			m.delivered.WithLabelValues(d.name).Inc()
+			if !published.IsZero() {
+				m.latency.WithLabelValues(d.name).Observe(time.Since(published).Seconds())
+			}
+			return true
+		}
+		if d.ctx.Err() != nil {
+			return false
+		}
+		retry, after, disable := sinks.Verdict(err)
+		log := d.log.With("event", ev.ID, "attempt", attempt, "err", err)
+		if disable {
+			log.Error("sink disabled until restart")
+			d.deadLetter(msg, ev, err.Error(), attempt)
+			if d.rt.cfg.Disabled != nil {
+				d.rt.cfg.Disabled(d.ctx, d.name, err)
+			}
+			d.cancel()
+			return false
+		}
+		if !retry || attempt >= maxAttempts {
+			m.failed.WithLabelValues(d.name).Inc()
+			log.Warn("delivery failed; dead-lettering", "permanent", !retry)
+			return d.deadLetter(msg, ev, err.Error(), attempt)
+		}
+		wait := after
+		if wait <= 0 {
+			wait = jitter(d.rt.cfg.Schedule[attempt-1])
+		}
+		m.retried.WithLabelValues(d.name).Inc()
+		log.Info("delivery failed; will retry", "retry_in", wait)
+		select {
+		case <-d.ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		attempt++
+	}
+}
+
+// safeDeliver keeps a panicking sink from taking the process down.
+func safeDeliver(ctx context.Context, s sinks.Sink, ev events.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = sinks.Permanent(fmt.Errorf("sink panicked: %v", p))
+		}
+	}()
+	return s.Deliver(ctx, ev)
+}
+
+// deadLetter publishes ev with the reason to <prefix>.<uid>.dead.<sink>
+// and acks the original. False means shutdown before it was done.
+func (d *dispatcher) deadLetter(msg jetstream.Msg, ev events.Event, reason string, attempts int) bool {
+	if ev.Type == events.TypeDeadLetter {
+		// A dead letter is not dead-lettered again: that would loop.
+		d.log.Warn("dropping an undeliverable dead letter", "event", ev.ID, "reason", reason)
+		return msg.DoubleAck(d.ctx) == nil || d.ctx.Err() == nil
+	}
+	uid := int64(0)
+	if r, err := d.rt.cfg.Subjects.ParseSubject(msg.Subject()); err == nil {
+		uid = r.UID
+	}
+	dl, err := events.New(uid, events.TypeDeadLetter, ev.ID+"-dead-"+events.Token(d.name), ev.Subject, time.Now(),
+		events.DeadLetterData{Sink: d.name, Reason: reason, Attempts: attempts, Event: ev})
+	if err == nil {
+		err = d.rt.cfg.Publisher.Publish(d.ctx, d.rt.cfg.Subjects.Dead(uid, d.name), dl)
+	}
+	if err != nil {
+		// Without its dead letter the event must not be acked away.
+		d.log.Error("dead-lettering failed; the event stays pending", "event", ev.ID, "err", err)
+		return false
+	}
+	d.rt.cfg.Metrics.dead.WithLabelValues(d.name).Inc()
+	if err := msg.DoubleAck(d.ctx); err != nil && d.ctx.Err() != nil {
+		return false
+	}
+	return true
+}
+
+func seq(msg jetstream.Msg) uint64 {
+	if meta, err := msg.Metadata(); err == nil {
+		return meta.Sequence.Stream
+	}
+	return 0
+}
+
+// jitter spreads retries by ±20% so that a recovering endpoint is not hit
+// by every held event at once.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+}
+
+// SinkMetrics are the per-sink delivery metrics.
+type SinkMetrics struct {
+	delivered, retried, failed, dead *prometheus.CounterVec
+	latency                          *prometheus.HistogramVec
+}
+
+// NewSinkMetrics registers the sink metrics with reg (nil: unregistered).
+func NewSinkMetrics(reg prometheus.Registerer) *SinkMetrics {
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"sink"})
+	}
+	m := &SinkMetrics{
+		delivered: counter("bilibridge_sink_delivered_total", "Events delivered, by sink."),
+		retried:   counter("bilibridge_sink_retries_total", "Delivery attempts that failed and will be retried, by sink."),
+		failed:    counter("bilibridge_sink_failed_total", "Events that failed for good (permanent error or last attempt), by sink."),
+		dead:      counter("bilibridge_sink_dead_letters_total", "Events dead-lettered, by sink."),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bilibridge_sink_delivery_latency_seconds",
+			Help:    "Time from an event's publish to its delivery, by sink.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}, []string{"sink"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.delivered, m.retried, m.failed, m.dead, m.latency)
+	}
+	return m
+}
