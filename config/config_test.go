@@ -1,0 +1,91 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bilibridge/bilibridge/config"
+)
+
+func valid() config.Config {
+	return config.Config{PollInterval: 6 * time.Second, StartFrom: "unread", NATSReplicas: 1, Prefix: "bili", StreamMaxAge: 720 * time.Hour}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*config.Config)
+		want string // substring of the error; "" = valid
+	}{
+		{"defaults", func(*config.Config) {}, ""},
+		{"fast poll refused", func(c *config.Config) { c.PollInterval = 3 * time.Second }, "POLL_UNSAFE"},
+		{"fast poll allowed when unsafe", func(c *config.Config) { c.PollInterval = 3 * time.Second; c.PollUnsafe = true }, ""},
+		{"start from", func(c *config.Config) { c.StartFrom = "all" }, "START_FROM"},
+		{"replicas", func(c *config.Config) { c.NATSReplicas = 7 }, "NATS_REPLICAS"},
+		{"prefix with a dot", func(c *config.Config) { c.Prefix = "a.b" }, "SUBJECT_PREFIX"},
+		{"short stream age", func(c *config.Config) { c.StreamMaxAge = time.Minute }, "STREAM_MAX_AGE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.mod(&c)
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("error %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCredentialsEnvironmentWinsOverFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "credentials.json")
+	if err := os.WriteFile(file, []byte(`{"SESSDATA":"file-sess","bili_jct":"file-jct","DedeUserID":"42","refresh_token":"rt"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := valid()
+	c.CredentialsFile = file
+	cr, err := c.Credentials()
+	if err != nil || cr.SESSDATA != "file-sess" || cr.UID() != 42 || cr.RefreshToken != "rt" {
+		t.Fatalf("from the file: %v %v", cr, err)
+	}
+	c.SESSDATA, c.BiliJct = "env-sess", "env-jct"
+	if cr, err := c.Credentials(); err != nil || cr.SESSDATA != "env-sess" {
+		t.Fatalf("environment did not win: %v", err)
+	}
+	c.BiliJct = ""
+	if _, err := c.Credentials(); err == nil {
+		t.Error("half a login from the environment accepted")
+	}
+	c.SESSDATA = ""
+	c.CredentialsFile = filepath.Join(dir, "missing.json")
+	if _, err := c.Credentials(); !errors.Is(err, config.ErrNoCredentials) {
+		t.Errorf("no login: %v", err)
+	}
+	if err := os.WriteFile(file, []byte(`{"SESSDATA":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.CredentialsFile = file
+	if _, err := c.Credentials(); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Errorf("broken file: %v", err)
+	}
+}
+
+func TestStringHidesSecrets(t *testing.T) {
+	c := valid()
+	c.SESSDATA, c.BiliJct, c.APIToken, c.WebhookSecret, c.TelegramToken, c.DiscordToken, c.RefreshToken =
+		"s3cr3t-sess", "s3cr3t-jct", "s3cr3t-api", "whsec_s3cr3t", "123:s3cr3t", "s3cr3t-discord", "s3cr3t-refresh"
+	for _, out := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c)} {
+		if strings.Contains(out, "s3cr3t") {
+			t.Errorf("secret in %s", out)
+		}
+	}
+}
