@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/bilibridge/bilibridge/account"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/config"
@@ -32,6 +34,13 @@ type Options struct {
 	Logger      *slog.Logger
 	// HTTPClient talks to Bilibili; default: a plain client.
 	HTTPClient *http.Client
+	// CredentialsFile, when set, is where Credentials came from: the
+	// bridge picks up a newer file while running, and refreshes the
+	// cookies into it. Empty when the login came from the environment.
+	CredentialsFile string
+	// RefreshKey encrypts the cookie refresh's correspondPath; nil means
+	// Bilibili's key (tests use the fake's).
+	RefreshKey *rsa.PublicKey
 	// Started, when set, is called once everything runs.
 	Started func(*App)
 }
@@ -150,6 +159,13 @@ func Run(ctx context.Context, opts Options) error {
 		t.Go("sink "+s.Name(), func() error { return rt.Run(ctx, s) })
 	}
 	t.Go("poller", func() error { return p.Run(ctx) })
+	if opts.CredentialsFile != "" {
+		keeper := &account.Keeper{
+			API: client, File: opts.CredentialsFile, Refresh: true, Changed: p.Wake, Log: log,
+			Refresher: &account.Refresher{API: client, File: opts.CredentialsFile, Key: opts.RefreshKey, Log: log},
+		}
+		t.Go("credentials keeper", func() error { return keeper.Run(ctx) })
+	}
 	sender := bridge.NewSender(bridge.SenderConfig{
 		AccountUID: uid, API: client, Outbox: store.Outbox, State: store.State,
 		Publisher: pub, Subjects: subjects, Logger: log,

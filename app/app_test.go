@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bilibridge/bilibridge/account"
 	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
@@ -191,5 +192,69 @@ func TestStartWithExpiredLoginAndNoUID(t *testing.T) {
 	err := app.Run(context.Background(), app.Options{Config: cfg, Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}, HTTPClient: fake.Client()})
 	if err == nil || !strings.Contains(err.Error(), "bilibridge login") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
+	fake := bilitest.NewServer()
+	t.Cleanup(fake.Close)
+	fake.AddAccount(bilitest.Account{UID: uid, Name: "me", SESSDATA: "sess", BiliJct: "jct"})
+	fake.AddUser(bilitest.User{UID: friend, Name: "friend", FollowsAccount: true})
+	dir := t.TempDir()
+	file := dir + "/credentials.json"
+	old := bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct", DedeUserID: fmt.Sprint(uid)}
+	if err := account.WriteCredentials(file, old); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, fake, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan *app.App, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Options{Config: cfg, Credentials: old, CredentialsFile: file, HTTPClient: fake.Client(),
+			Started: func(a *app.App) { started <- a }})
+	}()
+	a := <-started
+	base := "http://" + a.HTTPAddr
+	fake.SetLoginValid(uid, false)
+	bridgetest.Eventually(t, "login_valid 0", func() bool {
+		_, m := get(t, base+"/metrics")
+		return strings.Contains(m, "bilibridge_login_valid 0")
+	})
+	// `bilibridge login` on the host writes a new file.
+	fake.AddAccount(bilitest.Account{UID: uid, Name: "me", SESSDATA: "new-sess", BiliJct: "new-jct"})
+	if err := account.WriteCredentials(file, bilibili.Credentials{SESSDATA: "new-sess", BiliJct: "new-jct", DedeUserID: fmt.Sprint(uid)}); err != nil {
+		t.Fatal(err)
+	}
+	bridgetest.Eventually(t, "recovery without a restart", func() bool {
+		_, m := get(t, base+"/metrics")
+		code, _ := get(t, base+"/readyz")
+		return code == 200 && strings.Contains(m, "bilibridge_login_valid 1")
+	})
+	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("after the new login")})
+	stream, _ := a.Conn.JS.Stream(context.Background(), "BILI")
+	var states []string
+	bridgetest.Eventually(t, "the message after the new login", func() bool {
+		states = states[:0]
+		found := false
+		for _, m := range bridgetest.StreamEvents(t, stream) {
+			switch m.Event.Type {
+			case events.TypeAccountStatus:
+				var d events.AccountStatusData
+				m.Event.DecodeData(&d)
+				states = append(states, d.State)
+			case events.TypeMessage:
+				found = true
+			}
+		}
+		return found
+	})
+	if fmt.Sprint(states) != "[login_expired logged_in]" {
+		t.Errorf("status events %v", states)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

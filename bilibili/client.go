@@ -218,6 +218,11 @@ type request struct {
 	// keepData decodes data even when code != 0 (nav carries WBI keys
 	// when logged out).
 	keepData bool
+	// cookies, when set, receives the cookies the response sets (login
+	// and refresh hand out the new session this way).
+	cookies *[]*http.Cookie
+	// raw, when set, receives the body as it is, for HTML pages.
+	raw *[]byte
 }
 
 // call performs req within the account's budget and decodes data into out.
@@ -265,6 +270,13 @@ func (c *Client) call(ctx context.Context, req request, out any) error {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
 	if err != nil {
 		return &TransportError{Endpoint: req.name, Err: err}
+	}
+	if req.cookies != nil {
+		*req.cookies = resp.Cookies()
+	}
+	if req.raw != nil && resp.StatusCode == http.StatusOK {
+		*req.raw = raw
+		return nil
 	}
 	if resp.StatusCode != http.StatusOK {
 		he := &HTTPError{Endpoint: req.name, StatusCode: resp.StatusCode}

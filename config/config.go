@@ -156,6 +156,10 @@ func (c *Config) Credentials() (bilibili.Credentials, error) {
 	return cr, nil
 }
 
+// CredentialsFromEnv reports whether the login comes from BILI_SESSDATA
+// and BILI_JCT rather than the credentials file.
+func (c *Config) CredentialsFromEnv() bool { return c.SESSDATA != "" || c.BiliJct != "" }
+
 // ReadCredentials reads a credentials file written by `bilibridge login`.
 func ReadCredentials(path string) (bilibili.Credentials, error) {
 	b, err := os.ReadFile(path)

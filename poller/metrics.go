@@ -12,6 +12,7 @@ type Metrics struct {
 	events   *prometheus.CounterVec
 	lag      prometheus.Histogram
 	lastGood prometheus.Gauge
+	login    prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -32,15 +33,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastGood: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bilibridge_last_good_poll_timestamp_seconds", Help: "Unix time of the last successful poll.",
 		}),
+		login: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bilibridge_login_valid", Help: "1 while the Bilibili login works, 0 once Bilibili answered -101 (run bilibridge login).",
+		}),
 	}
+	m.login.Set(1)
 	if reg != nil {
-		reg.MustRegister(m.polls, m.events, m.lag, m.lastGood)
+		reg.MustRegister(m.polls, m.events, m.lag, m.lastGood, m.login)
 	}
 	return m
 }
 
 func (m *Metrics) polled(result string, at time.Time) {
 	m.polls.WithLabelValues(result).Inc()
+	switch result {
+	case "ok":
+		m.login.Set(1)
+	case "login_expired":
+		m.login.Set(0)
+	}
 	if !at.IsZero() {
 		m.lastGood.Set(float64(at.UnixNano()) / 1e9)
 	}

@@ -25,6 +25,11 @@ type Server struct {
 
 	accounts map[int64]*account
 	bySess   map[string]int64
+	// sessions holds each live web session's csrf token and refresh
+	// state; an account has several while a cookie refresh is unconfirmed.
+	sessions map[string]*session
+	qrs      map[string]*qrLogin
+	refresh  refreshState
 	users    map[int64]*User
 	groups   map[uint64]*Group
 	systems  map[uint64]*System
@@ -79,6 +84,8 @@ type Account struct {
 	Face     string
 	SESSDATA string // cookie SESSDATA identifying the account
 	BiliJct  string // cookie bili_jct = the csrf token
+	// RefreshToken enables the cookie refresh flow for this session.
+	RefreshToken string
 }
 
 // User is another Bilibili user (a DM peer or fan-group member).
@@ -115,13 +122,12 @@ type System struct {
 
 type account struct {
 	Account
-	loginValid bool
-	convs      map[convKey]*conv
-	sent       []Sent
-	acks       []Ack
-	uploads    []Upload
-	lastSend   time.Time
-	lastTs     int64 // newest session_ts handed out (µs)
+	convs    map[convKey]*conv
+	sent     []Sent
+	acks     []Ack
+	uploads  []Upload
+	lastSend time.Time
+	lastTs   int64 // newest session_ts handed out (µs)
 }
 
 type convKey struct {
@@ -150,6 +156,8 @@ func New() *Server {
 	return &Server{
 		accounts:   map[int64]*account{},
 		bySess:     map[string]int64{},
+		sessions:   map[string]*session{},
+		qrs:        map[string]*qrLogin{},
 		users:      map[int64]*User{},
 		groups:     map[uint64]*Group{},
 		systems:    map[uint64]*System{},
@@ -216,21 +224,24 @@ func (s *Server) AddAccount(a Account) {
 	defer s.mu.Unlock()
 	if old, ok := s.accounts[a.UID]; ok {
 		delete(s.bySess, old.SESSDATA)
+		delete(s.sessions, old.SESSDATA)
 		old.Account = a
-		old.loginValid = true
 	} else {
-		s.accounts[a.UID] = &account{Account: a, loginValid: true, convs: map[convKey]*conv{}}
+		s.accounts[a.UID] = &account{Account: a, convs: map[convKey]*conv{}}
 	}
-	s.bySess[a.SESSDATA] = a.UID
+	s.addSessionLocked(a.UID, a.SESSDATA, a.BiliJct, a.RefreshToken)
 }
 
-// SetLoginValid false makes every endpoint answer -101 for that account's
-// cookie (nav: -101 with isLogin false and wbi_img still present).
+// SetLoginValid false makes every endpoint answer -101 for the account's
+// current sessions (nav: -101 with isLogin false and wbi_img still
+// present); true revives them. A new login (QR, refresh) always works.
 func (s *Server) SetLoginValid(uid int64, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if a := s.accounts[uid]; a != nil {
-		a.loginValid = ok
+	for _, sess := range s.sessions {
+		if sess.uid == uid {
+			sess.expired = !ok
+		}
 	}
 }
 
@@ -346,11 +357,19 @@ var routes = map[string]struct {
 	"/web_im/v1/web_im/send_msg":                  {http.MethodPost, (*Server).handleSendMsg},
 	"/account/v1/user/cards":                      {http.MethodGet, (*Server).handleCards},
 	"/x/dynamic/feed/draw/upload_bfs":             {http.MethodPost, (*Server).handleUpload},
+	"/x/passport-login/web/qrcode/generate":       {http.MethodGet, (*Server).handleQRGenerate},
+	"/x/passport-login/web/qrcode/poll":           {http.MethodGet, (*Server).handleQRPoll},
+	"/x/passport-login/web/cookie/info":           {http.MethodGet, (*Server).handleCookieInfo},
+	"/x/passport-login/web/cookie/refresh":        {http.MethodPost, (*Server).handleCookieRefresh},
+	"/x/passport-login/web/confirm/refresh":       {http.MethodPost, (*Server).handleConfirmRefresh},
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep := path.Base(r.URL.Path)
+	if strings.HasPrefix(r.URL.Path, correspondPrefix) {
+		ep = "correspond"
+	}
 	s.mu.Lock()
 	s.calls[ep]++
 	s.lastReq[ep] = r.Clone(context.Background())
@@ -449,6 +468,10 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep string) {
+	if strings.HasPrefix(r.URL.Path, correspondPrefix) {
+		s.handleCorrespond(w, r)
+		return
+	}
 	rt, ok := routes[r.URL.Path]
 	if !ok {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -643,18 +666,12 @@ func (s *Server) accountForRequest(r *http.Request) *account {
 	if err != nil || c.Value == "" {
 		return nil
 	}
-	uid, ok := s.bySess[c.Value]
-	if !ok {
-		// Cookies may arrive URL-escaped (real SESSDATA contains %2C).
-		if v, err := url.QueryUnescape(c.Value); err == nil {
-			uid, ok = s.bySess[v]
-		}
-		if !ok {
-			return nil
-		}
+	sess := s.webSessionLocked(c.Value)
+	if sess == nil {
+		return nil
 	}
-	a := s.accounts[uid]
-	if a == nil || !a.loginValid {
+	a := s.accounts[sess.uid]
+	if a == nil || sess.expired {
 		return nil
 	}
 	return a
@@ -663,8 +680,16 @@ func (s *Server) accountForRequest(r *http.Request) *account {
 // checkCSRF verifies the csrf fields against bili_jct; both csrf and
 // csrf_token when both is true. Answers -111 on failure.
 func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request, ep string, a *account, both bool) bool {
-	ok := r.PostFormValue("csrf") == a.BiliJct && a.BiliJct != ""
-	if both && r.PostFormValue("csrf_token") != a.BiliJct {
+	jct := a.BiliJct
+	if c, err := r.Cookie("SESSDATA"); err == nil {
+		s.mu.Lock()
+		if sess := s.webSessionLocked(c.Value); sess != nil {
+			jct = sess.jct
+		}
+		s.mu.Unlock()
+	}
+	ok := r.PostFormValue("csrf") == jct && jct != ""
+	if both && r.PostFormValue("csrf_token") != jct {
 		ok = false
 	}
 	if !ok {

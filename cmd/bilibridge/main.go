@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bilibridge/bilibridge/account"
 	"github.com/bilibridge/bilibridge/app"
+	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
@@ -31,6 +34,7 @@ const usage = `bilibridge turns a Bilibili account's private messages into a tea
 
 Usage:
   bilibridge [run]              poll the account and publish its DMs (the default)
+  bilibridge login [--check]    log in by scanning a QR code with the Bilibili app
   bilibridge tail [filter]      print live events, one line each (filter default "%s.>")
   bilibridge demo [-for 1m]     the whole pipeline against a built-in fake Bilibili
   bilibridge send --to ID [--group] --text "…" | --image URL [--wait]
@@ -62,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBridge(ctx, stderr)
 	case "tail":
 		return tail(ctx, args, stdout)
+	case "login":
+		return login(ctx, args, stdout, stderr)
 	case "demo":
 		return demo(ctx, args, stdout, stderr)
 	case "send":
@@ -83,12 +89,16 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 	}
 	creds, err := cfg.Credentials()
 	if errors.Is(err, config.ErrNoCredentials) {
-		return errors.New("no Bilibili login found: set BILI_SESSDATA and BILI_JCT (or log in to write " + cfg.CredentialsFile + "), or try `bilibridge demo` to see the bridge work without an account")
+		return errors.New("no Bilibili login found: run `bilibridge login` and scan the QR code with the Bilibili app (or set BILI_SESSDATA and BILI_JCT), or try `bilibridge demo` to see the bridge work without an account")
 	}
 	if err != nil {
 		return err
 	}
-	return app.Run(ctx, app.Options{Config: cfg, Credentials: creds, Logger: cfg.Logger(stderr)})
+	opts := app.Options{Config: cfg, Credentials: creds, Logger: cfg.Logger(stderr)}
+	if !cfg.CredentialsFromEnv() {
+		opts.CredentialsFile = cfg.CredentialsFile
+	}
+	return app.Run(ctx, opts)
 }
 
 func tail(ctx context.Context, args []string, stdout io.Writer) error {
@@ -214,5 +224,70 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("send %s failed: %s (code %d)", out.CommandID, out.Result.Error, out.Result.ErrorCode)
 	}
+	return nil
+}
+
+// login runs the web QR login and saves the credentials file, or with
+// --check says whether the saved login still works.
+func login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("login", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	check := fs.Bool("check", false, "only check whether the saved login still works")
+	png := fs.String("png", "", "also write the QR code to this PNG file (default: qr.png in DATA_DIR)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	client := bilibili.New(bilibili.Config{Endpoints: cfg.Endpoints()})
+	if *check {
+		creds, err := cfg.Credentials()
+		if err != nil {
+			return fmt.Errorf("%w: run `bilibridge login`", err)
+		}
+		client.SetCredentials(creds)
+		nav, err := client.Nav(ctx)
+		if err != nil || !nav.IsLogin {
+			return fmt.Errorf("the saved login no longer works (%v): run `bilibridge login`", err)
+		}
+		fmt.Fprintf(stdout, "The saved login works: %s (uid %d).\n", nav.Uname, nav.Mid)
+		return nil
+	}
+	if *png == "" {
+		*png = filepath.Join(cfg.DataDir, "qr.png")
+	}
+	creds, err := account.Login(ctx, client, account.LoginOptions{Show: func(step account.LoginStep, code *bilibili.QRCode) {
+		switch step {
+		case account.StepShowCode:
+			fmt.Fprintln(stdout, "Scan this QR code with the Bilibili app (我的 → 扫一扫):")
+			account.WriteTerminalQR(stdout, code.URL)
+			if err := os.MkdirAll(filepath.Dir(*png), 0o700); err == nil {
+				if err := account.WriteQRPNG(*png, code.URL); err == nil {
+					fmt.Fprintf(stdout, "(The same code is in %s if your terminal cannot show it.)\nWaiting for the scan…\n", *png)
+				}
+			}
+		case account.StepScanned:
+			fmt.Fprintln(stdout, "Scanned. Confirm the login on your phone…")
+		case account.StepExpired:
+			fmt.Fprintln(stdout, "The code expired.")
+		case account.StepConfirmed:
+			fmt.Fprintln(stdout, "Confirmed.")
+		}
+	}})
+	os.Remove(*png)
+	if err != nil {
+		return err
+	}
+	if err := account.WriteCredentials(cfg.CredentialsFile, creds); err != nil {
+		return err
+	}
+	client.SetCredentials(creds)
+	nav, err := client.Nav(ctx)
+	if err != nil {
+		return fmt.Errorf("logged in, but nav failed: %w", err)
+	}
+	fmt.Fprintf(stdout, "Logged in as %s (uid %d). Credentials saved to %s (mode 0600); `bilibridge run` uses them, and a running bridge picks them up.\n", nav.Uname, nav.Mid, cfg.CredentialsFile)
 	return nil
 }

@@ -27,6 +27,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8081", "listen address")
 	traffic := flag.Duration("traffic", 0, "inject a random message from a random talker this often (0 = off)")
 	verbose := flag.Bool("v", false, "log every request")
+	autoLogin := flag.Duration("auto-login", 0, "scan and confirm every QR login as the demo account after this long (0 = never), for trying `bilibridge login`")
 	anyUA := flag.Bool("any-ua", false, "accept any User-Agent (by default curl/python/Go-http-client get code -412)")
 	flag.Parse()
 
@@ -67,6 +68,23 @@ func main() {
 					m, d := s.DeliverRandom(acc.UID, r)
 					log.Printf("bilifake: delivered msg_type %d in %d/%d msg_key %d seqno %d", m.MsgType, m.SessionType, m.TalkerID, d.MsgKey, d.Seqno)
 				}
+			}
+		}()
+	}
+
+	if *autoLogin > 0 {
+		fmt.Printf("bilifake: QR logins are confirmed as the demo account after %s\n", *autoLogin)
+		go func() {
+			seen := map[string]bool{}
+			for ctx.Err() == nil {
+				for _, k := range s.QRKeys() {
+					if !seen[k] {
+						seen[k] = true
+						time.AfterFunc(*autoLogin/2, func() { s.ScanQR(k) })
+						time.AfterFunc(*autoLogin, func() { s.ConfirmQR(k, acc.UID) })
+					}
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
 		}()
 	}
