@@ -1,0 +1,235 @@
+package discord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/events"
+)
+
+// Text commands typed in a conversation thread.
+const (
+	CommandStatus = "/status"
+	CommandRead   = "/read"
+	// NotePrefix starts an internal note: a message not sent to Bilibili.
+	NotePrefix = "//"
+)
+
+// Run connects to the gateway and turns messages typed in conversation
+// threads into send commands until ctx ends. discordgo reconnects and
+// resumes on its own once connected; Run retries the first connection
+// with backoff. It returns nil when ctx ends, and when Discord refused the
+// token (logged: Deliver disables the sink for the same reason).
+func (s *Sink) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	removeReady := s.dg.AddHandler(func(_ *discordgo.Session, r *discordgo.Ready) {
+		if r.User != nil {
+			s.mu.Lock()
+			s.botUser = r.User.ID
+			s.mu.Unlock()
+		}
+		s.log.Info("discord: gateway connected")
+	})
+	defer removeReady()
+	var hmu sync.Mutex
+	closed := false
+	removeMsg := s.dg.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageCreate) {
+		hmu.Lock()
+		if closed || m.Message == nil {
+			hmu.Unlock()
+			return
+		}
+		wg.Add(1)
+		hmu.Unlock()
+		defer wg.Done()
+		s.onMessage(ctx, m.Message)
+	})
+	defer func() {
+		removeMsg()
+		hmu.Lock()
+		closed = true
+		hmu.Unlock()
+		wg.Wait()
+	}()
+
+	backoff := time.Second
+	for {
+		err := s.dg.Open()
+		if err == nil {
+			break
+		}
+		if status, _ := apiStatus(err); status == http.StatusUnauthorized || status == http.StatusForbidden {
+			s.log.Error("discord: the gateway refused the bot token; replies from Discord are off", "err", s.classify("connecting to the gateway", err))
+			return nil
+		}
+		s.log.Warn("discord: connecting to the gateway", "err", s.classify("connecting to the gateway", err), "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Minute)
+	}
+	<-ctx.Done()
+	if err := s.dg.Close(); err != nil {
+		s.log.Debug("discord: closing the gateway", "err", err)
+	}
+	return nil
+}
+
+// onMessage handles one MESSAGE_CREATE.
+func (s *Sink) onMessage(ctx context.Context, m *discordgo.Message) {
+	if m.Author == nil || m.Author.Bot || m.WebhookID != "" {
+		return
+	}
+	s.mu.Lock()
+	self := s.botUser
+	s.mu.Unlock()
+	if m.Author.ID == self {
+		return
+	}
+	conv, err := s.convOfThread(ctx, m.ChannelID)
+	if err != nil {
+		s.log.Warn("discord: looking up a thread", "err", err)
+		return
+	}
+	if conv == nil {
+		return // not a conversation thread of this channel
+	}
+	log := s.log.With("thread", m.ChannelID, "message", m.ID, "user", m.Author.ID)
+	if !s.allowed(ctx, m) {
+		log.Debug("discord: message from a user who may not reply; ignored")
+		return
+	}
+	text := strings.TrimSpace(m.Content)
+	if strings.HasPrefix(text, NotePrefix) {
+		return
+	}
+	switch strings.ToLower(text) {
+	case CommandStatus:
+		s.commandStatus(ctx, m)
+		return
+	case CommandRead:
+		s.commandRead(ctx, m, conv)
+		return
+	}
+	if s.cfg.Outbox == nil {
+		return
+	}
+	origin := &events.Origin{Platform: Platform, User: m.Author.ID, Ref: m.ChannelID + ":" + m.ID}
+	var cmds []events.SendCommand
+	if text != "" {
+		cmds = append(cmds, events.SendCommand{CommandID: "discord-" + m.ID, Text: text, Origin: origin})
+	}
+	var skipped []string
+	for i, a := range m.Attachments {
+		if !isImage(a) {
+			skipped = append(skipped, a.Filename)
+			continue
+		}
+		cmds = append(cmds, events.SendCommand{CommandID: fmt.Sprintf("discord-%s-%d", m.ID, i+1), ImageURL: a.URL, Origin: origin})
+	}
+	if len(skipped) > 0 {
+		s.tell(ctx, m, "Only text and images can be sent to Bilibili; not sent: "+strings.Join(skipped, ", "))
+	}
+	for _, cmd := range cmds {
+		_, err := s.cfg.Outbox.Submit(ctx, bridge.SendRequest{SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: cmd}, 0)
+		var ve *bridge.ValidationError
+		switch {
+		case errors.As(err, &ve):
+			s.tell(ctx, m, "❌ Not sent to Bilibili: "+ve.Reason)
+		case err != nil:
+			log.Warn("discord: queuing a reply", "err", err)
+			s.tell(ctx, m, "❌ Not sent to Bilibili: the bridge could not queue it. Try again in a moment.")
+		default:
+			log.Info("discord: reply queued", "command_id", cmd.CommandID)
+		}
+	}
+}
+
+// isImage reports whether an attachment is an image Bilibili can take.
+func isImage(a *discordgo.MessageAttachment) bool {
+	if a == nil || a.URL == "" {
+		return false
+	}
+	if strings.HasPrefix(a.ContentType, "image/") {
+		return true
+	}
+	switch strings.ToLower(path.Ext(a.Filename)) {
+	case ".png", ".jpg", ".jpeg", ".gif", ".webp":
+		return true
+	}
+	return false
+}
+
+// allowed reports whether the author may reply: an allowed user, or a
+// member with an allowed role (roles from the event, or asked for).
+func (s *Sink) allowed(ctx context.Context, m *discordgo.Message) bool {
+	if s.users[m.Author.ID] {
+		return true
+	}
+	if len(s.roles) == 0 || m.GuildID == "" {
+		return false
+	}
+	var roles []string
+	if m.Member != nil && m.Member.Roles != nil {
+		roles = m.Member.Roles
+	} else {
+		mem, err := s.dg.GuildMember(m.GuildID, m.Author.ID, opts(ctx)...)
+		if err != nil {
+			s.log.Warn("discord: reading a member's roles", "err", s.classify("reading a member", err))
+			return false
+		}
+		roles = mem.Roles
+	}
+	for _, r := range roles {
+		if s.roles[r] {
+			return true
+		}
+	}
+	return false
+}
+
+// tell replies to m, logging a failure.
+func (s *Sink) tell(ctx context.Context, m *discordgo.Message, text string) {
+	if err := s.reply(ctx, m.ChannelID, m.ID, text); err != nil {
+		s.log.Warn("discord: replying", "err", err)
+	}
+}
+
+func (s *Sink) commandStatus(ctx context.Context, m *discordgo.Message) {
+	if s.cfg.Status == nil {
+		s.tell(ctx, m, "Status is not available.")
+		return
+	}
+	s.tell(ctx, m, s.cfg.Status())
+}
+
+func (s *Sink) commandRead(ctx context.Context, m *discordgo.Message, conv *convRec) {
+	if s.cfg.MarkRead == nil {
+		s.tell(ctx, m, "Marking read is not available.")
+		return
+	}
+	if conv.Seqno == 0 {
+		s.tell(ctx, m, "Nothing to mark read yet.")
+		return
+	}
+	if err := s.cfg.MarkRead(ctx, conv.SessionType, conv.TalkerID, conv.Seqno); err != nil {
+		s.tell(ctx, m, "❌ Could not mark the conversation read: "+err.Error())
+		return
+	}
+	if err := s.inThread(ctx, m.ChannelID, "marking read", func() error {
+		return s.dg.MessageReactionAdd(m.ChannelID, m.ID, "✅", opts(ctx)...)
+	}); err != nil {
+		s.log.Warn("discord: reacting", "err", err)
+	}
+}

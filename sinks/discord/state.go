@@ -1,0 +1,119 @@
+package discord
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/events"
+)
+
+// KV keys in the sink state bucket (all under "dc."):
+//
+//	dc.thread.<channel>.<uid>.<session_type>.<talker>  conversation → thread
+//	dc.conv.<channel>.<thread>                         thread → conversation
+//	dc.msg.<channel>.<event id>                        posted message ids
+//	dc.webhook.<channel>                               the webhook (id and secret token)
+//	dc.status.<channel>                                forum channels: the status post
+//	dc.echo.<uid>.<msg_key>                            a message sent from Discord
+
+// threadRec is a conversation's thread.
+type threadRec struct {
+	ThreadID string `json:"thread_id"`
+}
+
+// convRec is the conversation of a thread.
+type convRec struct {
+	AccountUID  int64  `json:"account_uid,string"`
+	SessionType int    `json:"session_type"`
+	TalkerID    uint64 `json:"talker_id,string"`
+	Name        string `json:"name,omitempty"`
+	// Seqno is the highest seqno posted, for "/read".
+	Seqno uint64 `json:"seqno,string,omitempty"`
+}
+
+// postedRec is what was posted for a message event.
+type postedRec struct {
+	ThreadID   string   `json:"thread_id"`
+	MessageIDs []string `json:"message_ids"`
+	// Parts is how many messages the event needs; fewer ids means a
+	// retry resumes after the last one posted.
+	Parts int `json:"parts"`
+	// Content is the first message's content, for the recall edit.
+	Content string `json:"content,omitempty"`
+}
+
+func (r *postedRec) done() bool { return r != nil && len(r.MessageIDs) >= r.Parts }
+
+// webhookRec is the channel webhook. Token is a secret.
+type webhookRec struct {
+	ID    string `json:"id"`
+	Token string `json:"token"`
+}
+
+// keyToken makes s one valid KV key token.
+func keyToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '=':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func (s *Sink) threadKey(c convRec) string {
+	return fmt.Sprintf("dc.thread.%s.%d.%d.%d", s.channel, c.AccountUID, c.SessionType, c.TalkerID)
+}
+func (s *Sink) convKey(thread string) string { return "dc.conv." + s.channel + "." + keyToken(thread) }
+func (s *Sink) msgKey(eventID string) string { return "dc.msg." + s.channel + "." + keyToken(eventID) }
+func (s *Sink) webhookKey() string           { return "dc.webhook." + s.channel }
+func (s *Sink) statusKey() string            { return "dc.status." + s.channel }
+func echoKey(uid int64, msgKey string) string {
+	return fmt.Sprintf("dc.echo.%d.%s", uid, keyToken(msgKey))
+}
+
+func convOf(uid int64, c events.Conversation) convRec {
+	return convRec{AccountUID: uid, SessionType: c.SessionType, TalkerID: c.TalkerID, Name: c.Name}
+}
+
+// load reads key into v; found is false when the key does not exist.
+func (s *Sink) load(ctx context.Context, key string, v any) (found bool, err error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("discord: reading %s: %w", key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		s.log.Warn("discord: ignoring a malformed state record", "key", key, "err", err)
+		return false, nil
+	}
+	return true, nil
+}
+
+// store writes v under key.
+func (s *Sink) store(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("discord: writing %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Sink) forget(ctx context.Context, key string) {
+	if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.log.Warn("discord: deleting state", "key", key, "err", err)
+	}
+}
