@@ -545,4 +545,3 @@ func (s *Sink) convOfThread(ctx context.Context, thread string) (*convRec, error
 	s.mu.Unlock()
 	return &rec, nil
 }
-
