@@ -911,8 +911,9 @@ func (s *Server) edit(method string, c *Chat, p map[string]string) (any, error) 
 func checkMarkup(raw string) error {
 	var mk struct {
 		InlineKeyboard [][]struct {
-			Text string `json:"text"`
-			URL  string `json:"url"`
+			Text     string           `json:"text"`
+			URL      string           `json:"url"`
+			CopyText *json.RawMessage `json:"copy_text"`
 		} `json:"inline_keyboard"`
 	}
 	if err := json.Unmarshal([]byte(raw), &mk); err != nil {
@@ -922,6 +923,18 @@ func checkMarkup(raw string) error {
 		for _, b := range row {
 			if b.Text == "" {
 				return badRequest("text buttons are unallowed in the inline keyboard")
+			}
+			if b.CopyText != nil {
+				// go-telegram/bot's InlineKeyboardButton always sends
+				// "copy_text":{"text":""}; Telegram refuses a button with
+				// two actions (reported in go-telegram/bot#167).
+				var ct struct {
+					Text string `json:"text"`
+				}
+				if json.Unmarshal(*b.CopyText, &ct) != nil || ct.Text == "" || b.URL != "" {
+					return badRequest("BUTTON_COPY_TEXT_INVALID")
+				}
+				continue
 			}
 			if !strings.HasPrefix(b.URL, "https://") && !strings.HasPrefix(b.URL, "http://") && !strings.HasPrefix(b.URL, "tg://") {
 				return badRequest("BUTTON_URL_INVALID")

@@ -39,9 +39,15 @@ func TestFakeWireFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The library's own button type always carries an empty copy_text.
+	_, err = b.SendMessage(ctx, &bot.SendMessageParams{ChatID: forum, MessageThreadID: tp.MessageThreadID, Text: "x",
+		ReplyMarkup: &models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{{{Text: "open", URL: "https://b23.tv/x"}}}}})
+	if err == nil || !strings.Contains(err.Error(), "BUTTON_COPY_TEXT_INVALID") {
+		t.Errorf("library button: %v", err)
+	}
 	m, err := b.SendMessage(ctx, &bot.SendMessageParams{ChatID: forum, MessageThreadID: tp.MessageThreadID,
 		Text: "<b>a &amp; b</b>", ParseMode: models.ParseModeHTML,
-		ReplyMarkup: &models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{{{Text: "open", URL: "https://b23.tv/x"}}}}})
+		ReplyMarkup: map[string]any{"inline_keyboard": [][]map[string]string{{{"text": "open", "url": "https://b23.tv/x"}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,474 @@
+package telegram
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/events"
+)
+
+// maxPhotoBytes bounds a photo downloaded from Telegram or Bilibili.
+const maxPhotoBytes = 10 << 20
+
+// maxUpdateAttempts is how often an update whose handling failed (the
+// outbox unreachable) is tried before it is skipped.
+const maxUpdateAttempts = 5
+
+// Run long-polls getUpdates until ctx ends and turns messages from the
+// allowed users into send commands.
+//
+// Durability: Run does not use the library's Start, which confirms an
+// update to Telegram (by asking for the next offset) as soon as it is
+// queued, before any handler ran. Run calls getUpdates itself with
+// offset = last handled update + 1, handles the updates of a batch one at
+// a time, in order, and records the last handled update_id in KV
+// (tg.offset.<chat>) after each; updates at or below it are skipped. So an
+// update is confirmed only after it was handled, and a crash mid-batch
+// means the unhandled updates come again (at least once). A send command's
+// command_id is derived from the chat and message id ("tg-<chat>-<msg>"),
+// so handling an update twice sends it to Bilibili once.
+//
+// Only one process may poll a bot: a second one gets 409 Conflict.
+func (s *Sink) Run(ctx context.Context) error {
+	if _, err := s.bot.DeleteWebhook(ctx, &bot.DeleteWebhookParams{}); err != nil && ctx.Err() == nil {
+		s.log.Warn("deleteWebhook failed", "err", s.scrub(err))
+	}
+	offset := s.loadOffset(ctx)
+	var backoff time.Duration
+	failures := map[int64]int{}
+	s.log.Info("polling Telegram for replies", "offset", offset, "replies", s.repliesOn())
+	for ctx.Err() == nil {
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+		}
+		ups, err := s.getUpdates(ctx, offset+1)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var tm *bot.TooManyRequestsError
+			switch {
+			case errors.As(err, &tm):
+				backoff = time.Duration(tm.RetryAfter) * time.Second
+			case errors.Is(err, bot.ErrorConflict):
+				s.log.Warn("getUpdates conflict: a webhook is set or another process polls this bot", "err", err)
+				_, _ = s.bot.DeleteWebhook(ctx, &bot.DeleteWebhookParams{})
+				backoff = 5 * time.Second
+			case errors.Is(err, bot.ErrorUnauthorized), errors.Is(err, bot.ErrorNotFound):
+				s.log.Error("Telegram refused the bot token; replies stop until restart", "err", err)
+				<-ctx.Done()
+				return nil
+			default:
+				s.log.Warn("getUpdates failed", "err", err)
+				backoff = min(max(2*backoff, time.Second), 30*time.Second)
+			}
+			continue
+		}
+		backoff = 0
+		for _, u := range ups {
+			if u.ID <= offset {
+				continue
+			}
+			if err := s.handleUpdate(ctx, u); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				failures[u.ID]++
+				if failures[u.ID] < maxUpdateAttempts {
+					s.log.Warn("handling a Telegram update failed; will retry", "update", u.ID, "err", err)
+					backoff = time.Duration(failures[u.ID]) * 2 * time.Second
+					break
+				}
+				s.log.Error("handling a Telegram update failed; skipping it", "update", u.ID, "err", err)
+			}
+			delete(failures, u.ID)
+			offset = u.ID
+			s.saveOffset(ctx, offset)
+		}
+	}
+	return nil
+}
+
+func (s *Sink) offsetKey() string { return "tg.offset." + s.chatTok }
+
+func (s *Sink) loadOffset(ctx context.Context) int64 {
+	e, err := s.cfg.State.Get(ctx, s.offsetKey())
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(string(e.Value()), 10, 64)
+	return n
+}
+
+func (s *Sink) saveOffset(ctx context.Context, off int64) {
+	if _, err := s.cfg.State.Put(context.WithoutCancel(ctx), s.offsetKey(), []byte(strconv.FormatInt(off, 10))); err != nil {
+		s.log.Warn("could not record the Telegram offset; the update may be handled again", "err", err)
+	}
+}
+
+// getUpdates is one long poll, made directly (the library has no exported
+// getUpdates). Errors never hold the token.
+func (s *Sink) getUpdates(ctx context.Context, offset int64) ([]*models.Update, error) {
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	_ = w.WriteField("offset", strconv.FormatInt(offset, 10))
+	_ = w.WriteField("timeout", strconv.Itoa(int(s.cfg.PollTimeout/time.Second)))
+	_ = w.WriteField("allowed_updates", `["message"]`)
+	_ = w.Close()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PollTimeout+15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.apiURL+"/bot"+s.cfg.Token+"/getUpdates", &body)
+	if err != nil {
+		return nil, errors.New("telegram: building the getUpdates request failed")
+	}
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	resp, err := s.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL holds the token
+		}
+		return nil, s.scrub(fmt.Errorf("getUpdates: %w", err))
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return nil, s.scrub(fmt.Errorf("getUpdates: reading the answer: %w", err))
+	}
+	var r struct {
+		OK          bool              `json:"ok"`
+		Result      []json.RawMessage `json:"result"`
+		ErrorCode   int               `json:"error_code"`
+		Description string            `json:"description"`
+		Parameters  struct {
+			RetryAfter int `json:"retry_after"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("telegram: getUpdates: HTTP %d, not a Bot API answer", resp.StatusCode)
+	}
+	if !r.OK {
+		switch r.ErrorCode {
+		case http.StatusTooManyRequests:
+			return nil, &bot.TooManyRequestsError{Message: "getUpdates: " + r.Description, RetryAfter: r.Parameters.RetryAfter}
+		case http.StatusConflict:
+			return nil, fmt.Errorf("%w, %s", bot.ErrorConflict, r.Description)
+		case http.StatusUnauthorized:
+			return nil, fmt.Errorf("%w, %s", bot.ErrorUnauthorized, r.Description)
+		case http.StatusNotFound:
+			return nil, fmt.Errorf("%w, %s", bot.ErrorNotFound, r.Description)
+		}
+		return nil, fmt.Errorf("telegram: getUpdates: %d %s", r.ErrorCode, r.Description)
+	}
+	out := make([]*models.Update, 0, len(r.Result))
+	for _, item := range r.Result {
+		u := &models.Update{}
+		if err := json.Unmarshal(item, u); err != nil {
+			// An update we cannot decode is still confirmed: take its id.
+			var id struct {
+				ID int64 `json:"update_id"`
+			}
+			_ = json.Unmarshal(item, &id)
+			u = &models.Update{ID: id.ID}
+			s.log.Warn("undecodable Telegram update skipped", "update", id.ID, "err", err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func (s *Sink) repliesOn() bool { return s.cfg.Outbox != nil && len(s.allowed) > 0 }
+
+// handleUpdate handles one update. An error means "try again later".
+func (s *Sink) handleUpdate(ctx context.Context, u *models.Update) error {
+	m := u.Message
+	if m == nil || m.Chat.ID != s.cfg.ChatID {
+		return nil
+	}
+	if m.From == nil || m.From.IsBot {
+		return nil // channels, anonymous admins and bots (ourselves included)
+	}
+	conv, err := s.route(ctx, m)
+	if err != nil {
+		return err
+	}
+	if cmd, ok := command(m.Text); ok {
+		return s.command(ctx, m, conv, cmd)
+	}
+	if conv == nil {
+		return nil
+	}
+	if !s.repliesOn() {
+		return s.sayRepliesOff(ctx, m)
+	}
+	if !s.allowed[m.From.ID] {
+		s.log.Debug("ignoring a message from a user who may not reply", "user", m.From.ID, "message", m.ID)
+		return nil
+	}
+	origin := &events.Origin{Platform: "telegram", User: strconv.FormatInt(m.From.ID, 10), Ref: s.chatTok + ":" + strconv.Itoa(m.ID)}
+	base := fmt.Sprintf("tg%s-%d", strings.ReplaceAll(s.chatTok, "-", "m"), m.ID)
+	var cmds []events.SendCommand
+	switch {
+	case len(m.Photo) > 0:
+		if s.cfg.FileProxyURL == "" {
+			return s.reply(ctx, m, "⚠️ Photo replies are not set up on this bridge (no file proxy URL); send text instead.")
+		}
+		u, err := s.photoURL(ctx, m.Photo[len(m.Photo)-1].FileID)
+		if err != nil {
+			return err
+		}
+		cmds = append(cmds, events.SendCommand{CommandID: base + "-photo", ImageURL: u, Origin: origin})
+		if strings.TrimSpace(m.Caption) != "" {
+			cmds = append(cmds, events.SendCommand{CommandID: base, Text: m.Caption, Origin: origin})
+		}
+	case strings.TrimSpace(m.Text) != "":
+		cmds = append(cmds, events.SendCommand{CommandID: base, Text: m.Text, Origin: origin})
+	default:
+		return s.reply(ctx, m, "⚠️ Only text and photos can be sent to Bilibili.")
+	}
+	for _, c := range cmds {
+		_, err := s.cfg.Outbox.Submit(ctx, bridge.SendRequest{SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: c}, 0)
+		var ve *bridge.ValidationError
+		if errors.As(err, &ve) {
+			return s.reply(ctx, m, "❌ Not sent to Bilibili: "+ve.Reason)
+		}
+		if err != nil {
+			return fmt.Errorf("telegram: queuing a reply: %w", err)
+		}
+		s.log.Info("reply queued", "command_id", c.CommandID, "conversation", conv.String(), "user", m.From.ID)
+	}
+	return nil
+}
+
+// route finds the conversation a message answers: its topic (forum), or
+// the posted message it replies to (flat chat). Nil: none.
+func (s *Sink) route(ctx context.Context, m *models.Message) (*convRef, error) {
+	var key string
+	switch {
+	case m.IsTopicMessage && m.MessageThreadID != 0:
+		key = "tg.thread." + s.chatTok + "." + strconv.Itoa(m.MessageThreadID)
+	case m.ReplyToMessage != nil && m.ReplyToMessage.ForumTopicCreated == nil:
+		// Not the topic-creation quirk: a real reply.
+		key = "tg.conv." + s.chatTok + "." + strconv.Itoa(m.ReplyToMessage.ID)
+	default:
+		return nil, nil
+	}
+	e, err := s.cfg.State.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("telegram: reading the conversation map: %w", err)
+	}
+	var c convRef
+	var st int
+	if _, err := fmt.Sscanf(string(e.Value()), "%d.%d.%d", &c.UID, &st, &c.TalkerID); err != nil {
+		return nil, nil
+	}
+	c.SessionType = st
+	return &c, nil
+}
+
+// command parses "/name" or "/name@bot".
+func command(text string) (string, bool) {
+	if !strings.HasPrefix(text, "/") {
+		return "", false
+	}
+	f := strings.Fields(text)
+	name, _, _ := strings.Cut(strings.TrimPrefix(f[0], "/"), "@")
+	return strings.ToLower(name), true
+}
+
+func (s *Sink) command(ctx context.Context, m *models.Message, conv *convRef, cmd string) error {
+	switch cmd {
+	case "help", "start":
+		return s.reply(ctx, m, helpText(s.repliesOn()))
+	}
+	if !s.allowed[m.From.ID] {
+		s.log.Debug("ignoring a command from a user who is not allowed", "user", m.From.ID, "command", cmd)
+		return nil
+	}
+	switch cmd {
+	case "status":
+		st := "Status is not available."
+		if s.cfg.Status != nil {
+			st = s.cfg.Status()
+		}
+		return s.reply(ctx, m, st)
+	case "read":
+		if conv == nil {
+			return s.reply(ctx, m, "Use /read inside a conversation's topic (or as a reply to one of its messages).")
+		}
+		if s.cfg.MarkRead == nil {
+			return s.reply(ctx, m, "Marking read is not available on this bridge.")
+		}
+		if err := s.cfg.MarkRead(ctx, conv.SessionType, conv.TalkerID); err != nil {
+			s.log.Warn("/read failed", "conversation", conv.String(), "err", err)
+			return s.reply(ctx, m, "❌ Could not mark the conversation read on Bilibili; try again later.")
+		}
+		return s.reply(ctx, m, "✔️ Marked read on Bilibili.")
+	}
+	return s.reply(ctx, m, "Unknown command. "+helpText(s.repliesOn()))
+}
+
+func helpText(replies bool) string {
+	h := "This chat is a Bilibili DM inbox: each conversation has its own topic (or, in a plain chat, a header naming the talker).\n"
+	if replies {
+		h += "Write in a conversation's topic (or reply to one of its messages) to answer on Bilibili: text and photos are sent. 👍 means sent; a failure is answered with the reason.\n"
+	} else {
+		h += "Replies to Bilibili are off on this bridge.\n"
+	}
+	return h + "/status – login state, last good poll, queue depth\n/read – mark this conversation read on Bilibili\n/help – this text"
+}
+
+// sayRepliesOff posts, once per chat, that replies are off.
+func (s *Sink) sayRepliesOff(ctx context.Context, m *models.Message) error {
+	if _, err := s.cfg.State.Create(ctx, "tg.repliesoff."+s.chatTok, []byte("1")); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil
+		}
+		return fmt.Errorf("telegram: %w", err)
+	}
+	return s.reply(ctx, m, "ℹ️ Replies to Bilibili are off on this bridge (TELEGRAM_ALLOWED_USERS is empty), so messages written here are not sent. This note is shown once.")
+}
+
+// reply answers m in its topic, in plain text (escaped).
+func (s *Sink) reply(ctx context.Context, m *models.Message, text string) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	thread := 0
+	if m.IsTopicMessage {
+		thread = m.MessageThreadID
+	}
+	_, err := s.bot.SendMessage(ctx, &bot.SendMessageParams{ChatID: s.cfg.ChatID, MessageThreadID: thread, Text: esc(text),
+		ParseMode: models.ParseModeHTML, ReplyParameters: &models.ReplyParameters{MessageID: m.ID, AllowSendingWithoutReply: true}})
+	if err != nil {
+		var tm *bot.TooManyRequestsError
+		if errors.As(err, &tm) {
+			return s.scrub(err) // retried by Run
+		}
+		s.log.Warn("could not answer in the chat", "err", s.scrub(err))
+	}
+	return nil
+}
+
+// fileRecord is a photo reply served by FileHandler.
+type fileRecord struct {
+	FileID  string    `json:"file_id"`
+	Expires time.Time `json:"expires"`
+}
+
+// photoURL records the photo under a random id and returns its proxy URL.
+func (s *Sink) photoURL(ctx context.Context, fileID string) (string, error) {
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	if err := s.saveJSON(ctx, "tg.file."+id, fileRecord{FileID: fileID, Expires: s.now().Add(s.cfg.FileTTL)}); err != nil {
+		return "", fmt.Errorf("telegram: recording a photo reply: %w", err)
+	}
+	return s.cfg.FileProxyURL + "/" + id, nil
+}
+
+// FileHandler serves the photos of photo replies at <FileProxyURL>/<id>
+// (GET; the last path segment is the id): it asks Telegram for the file
+// and streams it, so the sender downloads it from the bridge and the
+// Telegram file URL, which holds the bot token, stays in this process.
+// Ids are random (144 bits) and expire after FileTTL.
+func (s *Sink) FileHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		id := path.Base(r.URL.Path)
+		if len(id) != 24 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			http.NotFound(w, r)
+			return
+		}
+		e, err := s.cfg.State.Get(r.Context(), "tg.file."+id)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		var rec fileRecord
+		if json.Unmarshal(e.Value(), &rec) != nil || s.now().After(rec.Expires) {
+			http.NotFound(w, r)
+			return
+		}
+		f, err := s.bot.GetFile(r.Context(), &bot.GetFileParams{FileID: rec.FileID})
+		if err != nil {
+			s.log.Warn("getFile failed for a photo reply", "err", s.scrub(err))
+			http.Error(w, "the file is not available", http.StatusBadGateway)
+			return
+		}
+		data, _, err := s.download(r.Context(), s.apiURL+"/file/bot"+s.cfg.Token+"/"+f.FilePath)
+		if err != nil {
+			s.log.Warn("downloading a photo reply from Telegram failed", "err", err)
+			http.Error(w, "the file is not available", http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", http.DetectContentType(data))
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(data)
+	})
+}
+
+// download GETs u (at most maxPhotoBytes). Errors never hold the URL.
+func (s *Sink) download(ctx context.Context, u string) ([]byte, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, "", errors.New("telegram: bad image URL")
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, "", s.scrub(fmt.Errorf("downloading an image: %w", err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("telegram: downloading an image: HTTP %d", resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxPhotoBytes+1))
+	if err != nil {
+		return nil, "", s.scrub(fmt.Errorf("downloading an image: %w", err))
+	}
+	if len(data) > maxPhotoBytes {
+		return nil, "", errors.New("telegram: the image is larger than 10 MiB")
+	}
+	name := path.Base(req.URL.Path)
+	if name == "" || name == "/" || name == "." {
+		name = "image"
+	}
+	return data, name, nil
+}

@@ -1,0 +1,720 @@
+// Package telegram is the Telegram sink: a forum supergroup (or any chat)
+// becomes the team's Bilibili inbox, and replies typed there go back to
+// Bilibili through the outbox.
+//
+// Inbound, each Bilibili conversation gets its own forum topic ("name ·
+// uid"), created on its first message and remembered in the KV bucket
+// bili_state, so it survives restarts; a deleted topic is recreated and a
+// closed one reopened before the message is delivered. In a chat that is
+// not a forum every message carries a header naming the talker. Messages
+// are rendered in HTML parse mode with everything escaped; images are sent
+// as photos by URL, downloaded and uploaded when Telegram cannot fetch
+// them. One rate limiter per chat is shared by every topic, and a 429's
+// retry_after is handed to the runtime exactly.
+//
+// KV keys (bucket bili_state), <chat> being the chat id:
+//
+//	tg.topic.<chat>.<uid>.<session_type>.<talker>  → topic (thread id, name)
+//	tg.thread.<chat>.<thread>                       → conversation of a topic
+//	tg.conv.<chat>.<message id>                     → conversation of a posted message (flat chats)
+//	tg.msg.<chat>.<event id>                        → Telegram messages posted for an event
+//	tg.echo.<uid>.<msg_key>                         → a reply sent from Telegram, not to be posted again
+//	tg.offset.<chat>                                → last update handled (Run)
+//	tg.file.<id>                                    → a photo reply served by FileHandler
+//	tg.repliesoff.<chat>                            → the "replies are off" notice was posted
+//
+// Outbound, Run long-polls getUpdates and turns the allowed users'
+// messages into send commands; see Run.
+package telegram
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/sinks"
+)
+
+// DefaultAPIURL is Telegram's Bot API.
+const DefaultAPIURL = "https://api.telegram.org"
+
+// Defaults of the per-chat rate limiter: Telegram allows about 20
+// messages a minute in a group.
+const (
+	DefaultRatePerMinute = 20
+	DefaultBurst         = 3
+)
+
+// Outbox queues send commands to Bilibili; *bridge.Outbox implements it.
+type Outbox interface {
+	Submit(ctx context.Context, req bridge.SendRequest, wait time.Duration) (*bridge.SendOutcome, error)
+}
+
+// Config configures a Telegram sink.
+type Config struct {
+	// Token is the bot token (TELEGRAM_BOT_TOKEN). It never appears in
+	// logs, errors or events.
+	Token string
+	// ChatID is the forum supergroup or chat (TELEGRAM_CHAT_ID).
+	ChatID int64
+	// APIURL is the Bot API base URL; default DefaultAPIURL.
+	APIURL string
+	// AllowedUsers may reply to Bilibili (TELEGRAM_ALLOWED_USERS); empty:
+	// replies are off, and the bot says so once in the chat.
+	AllowedUsers []int64
+	// State is the KV bucket bili_state (Store.State). Required.
+	State jetstream.KeyValue
+	// Outbox takes replies; nil: replies are off.
+	Outbox Outbox
+	// HTTPClient makes the Bot API calls. Its Timeout, if any, must be
+	// longer than PollTimeout. Default: a client without timeout (every
+	// call is bounded by its context).
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	Now        func() time.Time
+	// Status answers /status (login state, last good poll, queue depth).
+	Status func() string
+	// MarkRead answers /read: it marks the conversation read on Bilibili.
+	MarkRead func(ctx context.Context, sessionType int, talkerID uint64) error
+	// FileProxyURL is where FileHandler is reachable by the sender (for
+	// example https://bridge.example.com/telegram/files). Photo replies
+	// are passed to the outbox as <FileProxyURL>/<random id>, so the
+	// Telegram file URL, which holds the bot token, never leaves the
+	// process. Empty: photo replies are refused with a note in the chat.
+	FileProxyURL string
+	// FileTTL is how long a photo reply's proxy URL works; default 24h.
+	FileTTL time.Duration
+	// RatePerMinute and Burst shape the chat's rate limiter; defaults
+	// DefaultRatePerMinute and DefaultBurst.
+	RatePerMinute float64
+	Burst         int
+	// PollTimeout is getUpdates' long-poll timeout; default 50s.
+	PollTimeout time.Duration
+	// Forum, when set, says whether the chat is a forum instead of asking
+	// Telegram (getChat) on first use.
+	Forum *bool
+}
+
+// Sink delivers events to one Telegram chat. It implements sinks.Sink and
+// sinks.Filter and is safe for concurrent use.
+type Sink struct {
+	cfg     Config
+	bot     *bot.Bot
+	http    *http.Client
+	apiURL  string
+	chatTok string // the chat id as a KV key token
+	name    string
+	log     *slog.Logger
+	now     func() time.Time
+	limiter *rate.Limiter
+	allowed map[int64]bool
+
+	forumMu sync.Mutex
+	forum   *bool
+}
+
+var (
+	_ sinks.Sink   = (*Sink)(nil)
+	_ sinks.Filter = (*Sink)(nil)
+)
+
+// New checks cfg and returns its sink. It makes no network call.
+func New(cfg Config) (*Sink, error) {
+	if strings.TrimSpace(cfg.Token) == "" {
+		return nil, errors.New("telegram: the bot token is empty")
+	}
+	if cfg.ChatID == 0 {
+		return nil, errors.New("telegram: the chat id is empty")
+	}
+	if cfg.State == nil {
+		return nil, errors.New("telegram: no KV bucket for the sink's state")
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	cfg.APIURL = strings.TrimRight(cfg.APIURL, "/")
+	if cfg.FileProxyURL != "" {
+		if !httpURL(cfg.FileProxyURL) {
+			return nil, errors.New("telegram: the file proxy URL must be an absolute http(s) URL")
+		}
+		cfg.FileProxyURL = strings.TrimRight(cfg.FileProxyURL, "/")
+	}
+	if cfg.FileTTL <= 0 {
+		cfg.FileTTL = 24 * time.Hour
+	}
+	if cfg.RatePerMinute <= 0 {
+		cfg.RatePerMinute = DefaultRatePerMinute
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = DefaultBurst
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 50 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	s := &Sink{
+		cfg:     cfg,
+		http:    hc,
+		apiURL:  cfg.APIURL,
+		chatTok: strconv.FormatInt(cfg.ChatID, 10),
+		name:    "telegram-" + strings.ReplaceAll(strconv.FormatInt(cfg.ChatID, 10), "-", "_"),
+		now:     cfg.Now,
+		limiter: rate.NewLimiter(rate.Limit(cfg.RatePerMinute/60), cfg.Burst),
+		allowed: map[int64]bool{},
+		forum:   cfg.Forum,
+	}
+	s.log = cfg.Logger.With("sink", s.name)
+	for _, u := range cfg.AllowedUsers {
+		s.allowed[u] = true
+	}
+	b, err := bot.New(cfg.Token, bot.WithServerURL(cfg.APIURL), bot.WithSkipGetMe(),
+		bot.WithHTTPClient(cfg.PollTimeout+10*time.Second, hc),
+		bot.WithErrorsHandler(func(err error) { s.log.Debug("telegram library", "err", s.scrub(err)) }),
+		bot.WithDefaultHandler(func(context.Context, *bot.Bot, *models.Update) {}))
+	if err != nil {
+		return nil, fmt.Errorf("telegram: %v", s.scrub(err))
+	}
+	s.bot = b
+	return s, nil
+}
+
+// Name is "telegram-<chat id>", with '-' as '_'.
+func (s *Sink) Name() string { return s.name }
+
+// Subjects: messages, recalls, send results and account status.
+func (s *Sink) Subjects(sub events.Subjects) []string { return sub.Deliverable() }
+
+// Deliver posts one event.
+func (s *Sink) Deliver(ctx context.Context, ev events.Event) error {
+	switch ev.Type {
+	case events.TypeMessage:
+		var d events.MessageData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.deliverMessage(ctx, ev.ID, d)
+	case events.TypeRecall:
+		var d events.RecallData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.deliverRecall(ctx, ev.ID, d)
+	case events.TypeSendSucceeded, events.TypeSendFailed:
+		var d events.SendResultData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.deliverResult(ctx, ev, d)
+	case events.TypeAccountStatus:
+		var d events.AccountStatusData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.post(ctx, ev.ID, nil, 0, func(bool) []part { return []part{{Text: statusText(d)}} })
+	}
+	return nil
+}
+
+func (s *Sink) deliverMessage(ctx context.Context, id string, d events.MessageData) error {
+	if d.Message.Direction == events.DirectionOut {
+		key := echoKey(d.AccountUID, d.Message.MsgKey)
+		if _, err := s.cfg.State.Get(ctx, key); err == nil {
+			s.log.Debug("not posting the echo of a reply sent from Telegram", "event", id)
+			_ = s.cfg.State.Delete(ctx, key)
+			return nil
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("telegram: reading the echo record: %w", err)
+		}
+	}
+	conv := &convRef{UID: d.AccountUID, Conversation: d.Conversation}
+	return s.post(ctx, id, conv, 0, func(flat bool) []part { return renderMessage(d, flat) })
+}
+
+// convRef is a conversation of an account.
+type convRef struct {
+	UID int64 `json:"uid,string"`
+	events.Conversation
+}
+
+func (c *convRef) String() string {
+	return fmt.Sprintf("%d.%d.%d", c.UID, c.SessionType, c.TalkerID)
+}
+
+// postedRecord is what was posted for an event: the Telegram messages in
+// order, and the first one's HTML (what a recall edits).
+type postedRecord struct {
+	Done      bool   `json:"done"`
+	Thread    int    `json:"thread,omitempty"`
+	IDs       []int  `json:"ids"`
+	FirstHTML string `json:"first_html,omitempty"`
+	FirstIsPh bool   `json:"first_is_photo,omitempty"`
+}
+
+// post sends the parts of an event once: what was posted is recorded
+// under tg.msg.<chat>.<event id> after each message, so a redelivery
+// posts nothing twice and a retry resumes after the last message sent.
+// conv nil posts to the General topic (or the chat). thread, when not
+// zero, is the topic to use when conv is nil.
+func (s *Sink) post(ctx context.Context, eventID string, conv *convRef, thread int, render func(flat bool) []part) error {
+	key := "tg.msg." + s.chatTok + "." + keyToken(eventID)
+	var rec postedRecord
+	if e, err := s.cfg.State.Get(ctx, key); err == nil {
+		if json.Unmarshal(e.Value(), &rec) == nil && rec.Done {
+			s.log.Debug("already posted", "event", eventID)
+			return nil
+		}
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("telegram: reading the posted record: %w", err)
+	}
+	forum, err := s.isForum(ctx)
+	if err != nil {
+		return err
+	}
+	parts := render(!forum)
+	t := &target{conv: conv, thread: thread}
+	if forum && conv != nil {
+		if t.thread, err = s.topic(ctx, conv); err != nil {
+			return err
+		}
+	}
+	for i := len(rec.IDs); i < len(parts); i++ {
+		id, isPhoto, sentHTML, err := s.sendPart(ctx, t, parts[i])
+		if err != nil {
+			if len(rec.IDs) > 0 {
+				s.saveJSON(ctx, key, rec)
+			}
+			return err
+		}
+		if i == 0 {
+			rec.FirstHTML, rec.FirstIsPh = sentHTML, isPhoto
+		}
+		rec.IDs, rec.Thread = append(rec.IDs, id), t.thread
+		if !forum && conv != nil {
+			if _, err := s.cfg.State.Put(ctx, "tg.conv."+s.chatTok+"."+strconv.Itoa(id), []byte(conv.String())); err != nil {
+				s.log.Warn("could not record the conversation of a posted message; replies to it will be ignored", "err", err)
+			}
+		}
+	}
+	rec.Done = true
+	if err := s.saveJSON(ctx, key, rec); err != nil {
+		return fmt.Errorf("telegram: recording the posted messages: %w", err)
+	}
+	return nil
+}
+
+func (s *Sink) saveJSON(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = s.cfg.State.Put(context.WithoutCancel(ctx), key, b)
+	if err != nil {
+		s.log.Warn("KV write failed", "key", key, "err", err)
+	}
+	return err
+}
+
+// target is where an event's messages go.
+type target struct {
+	conv   *convRef
+	thread int
+}
+
+// sendPart sends one part, recreating a deleted topic or reopening a
+// closed one once. It returns the message id, whether it is a photo, and
+// the HTML that was sent.
+func (s *Sink) sendPart(ctx context.Context, t *target, p part) (int, bool, string, error) {
+	for attempt := 0; ; attempt++ {
+		id, isPhoto, h, err := s.sendOnce(ctx, t.thread, p)
+		if err == nil {
+			return id, isPhoto, h, nil
+		}
+		if attempt == 0 && t.conv != nil && t.thread != 0 {
+			switch {
+			case topicGone(err):
+				s.log.Info("the conversation's topic is gone; creating it again", "conversation", t.conv.String(), "thread", t.thread)
+				th, cerr := s.createTopic(ctx, t.conv)
+				if cerr != nil {
+					return 0, false, "", cerr
+				}
+				t.thread = th
+				continue
+			case topicClosed(err):
+				s.log.Info("the conversation's topic is closed; reopening it", "conversation", t.conv.String(), "thread", t.thread)
+				if rerr := s.wait(ctx); rerr != nil {
+					return 0, false, "", rerr
+				}
+				_, rerr := s.bot.ReopenForumTopic(ctx, &bot.ReopenForumTopicParams{ChatID: s.cfg.ChatID, MessageThreadID: t.thread})
+				if rerr != nil && topicGone(rerr) {
+					th, cerr := s.createTopic(ctx, t.conv)
+					if cerr != nil {
+						return 0, false, "", cerr
+					}
+					t.thread = th
+				} else if rerr != nil && !strings.Contains(rerr.Error(), "TOPIC_NOT_MODIFIED") {
+					return 0, false, "", s.verdict(rerr)
+				}
+				continue
+			}
+		}
+		return 0, false, "", s.verdict(err)
+	}
+}
+
+// sendOnce sends a part in thread; errors are the library's, unscrubbed.
+func (s *Sink) sendOnce(ctx context.Context, thread int, p part) (int, bool, string, error) {
+	if err := s.wait(ctx); err != nil {
+		return 0, false, "", err
+	}
+	var markup models.ReplyMarkup
+	if len(p.Buttons) > 0 {
+		markup = &urlKeyboard{InlineKeyboard: p.Buttons}
+	}
+	var reply *models.ReplyParameters
+	if p.ReplyTo != 0 {
+		reply = &models.ReplyParameters{MessageID: p.ReplyTo, AllowSendingWithoutReply: true}
+	}
+	if p.Photo != "" {
+		params := &bot.SendPhotoParams{ChatID: s.cfg.ChatID, MessageThreadID: thread, Photo: &models.InputFileString{Data: p.Photo},
+			Caption: p.Caption, ParseMode: models.ParseModeHTML, ReplyMarkup: markup, ReplyParameters: reply}
+		m, err := s.bot.SendPhoto(ctx, params)
+		if err == nil {
+			return m.ID, true, p.Caption, nil
+		}
+		if !urlRefused(err) {
+			return 0, false, "", err
+		}
+		// Telegram could not fetch it: download it and upload it.
+		data, name, derr := s.download(ctx, p.Photo)
+		if derr == nil {
+			params.Photo = &models.InputFileUpload{Filename: name, Data: strings.NewReader(string(data))}
+			m, err = s.bot.SendPhoto(ctx, params)
+			if err == nil {
+				return m.ID, true, p.Caption, nil
+			}
+			if !urlRefused(err) && !strings.Contains(err.Error(), "IMAGE_PROCESS_FAILED") && !strings.Contains(err.Error(), "PHOTO_INVALID") {
+				return 0, false, "", err
+			}
+		}
+		s.log.Info("the image could be neither fetched by Telegram nor uploaded; posting its link", "err", derr)
+		p = part{Text: p.Fallback, Buttons: p.Buttons, ReplyTo: p.ReplyTo}
+	}
+	m, err := s.bot.SendMessage(ctx, &bot.SendMessageParams{ChatID: s.cfg.ChatID, MessageThreadID: thread, Text: p.Text,
+		ParseMode: models.ParseModeHTML, ReplyMarkup: markup, ReplyParameters: reply,
+		LinkPreviewOptions: &models.LinkPreviewOptions{IsDisabled: bot.True()}})
+	if err != nil {
+		return 0, false, "", err
+	}
+	return m.ID, false, p.Text, nil
+}
+
+// wait takes a token from the chat's rate limiter.
+func (s *Sink) wait(ctx context.Context) error {
+	if err := s.limiter.Wait(ctx); err != nil {
+		return fmt.Errorf("telegram: waiting for the chat's rate limit: %w", err)
+	}
+	return nil
+}
+
+// isForum asks Telegram once whether the chat is a forum.
+func (s *Sink) isForum(ctx context.Context) (bool, error) {
+	s.forumMu.Lock()
+	defer s.forumMu.Unlock()
+	if s.forum != nil {
+		return *s.forum, nil
+	}
+	c, err := s.bot.GetChat(ctx, &bot.GetChatParams{ChatID: s.cfg.ChatID})
+	if err != nil {
+		return false, s.verdict(err)
+	}
+	f := c.IsForum
+	s.forum = &f
+	s.log.Info("chat checked", "forum", f)
+	return f, nil
+}
+
+// topicRecord is a conversation's topic.
+type topicRecord struct {
+	Thread int    `json:"thread"`
+	Name   string `json:"name"`
+}
+
+func (s *Sink) topicKey(c *convRef) string {
+	return fmt.Sprintf("tg.topic.%s.%d.%d.%d", s.chatTok, c.UID, c.SessionType, c.TalkerID)
+}
+
+// topic returns the conversation's topic, creating it on first use, and
+// renaming it when the talker's name changed.
+func (s *Sink) topic(ctx context.Context, c *convRef) (int, error) {
+	e, err := s.cfg.State.Get(ctx, s.topicKey(c))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return s.createTopic(ctx, c)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("telegram: reading the topic map: %w", err)
+	}
+	var rec topicRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Thread == 0 {
+		return s.createTopic(ctx, c)
+	}
+	if name := TopicName(c.Conversation); c.Name != "" && name != rec.Name {
+		if err := s.wait(ctx); err != nil {
+			return 0, err
+		}
+		_, err := s.bot.EditForumTopic(ctx, &bot.EditForumTopicParams{ChatID: s.cfg.ChatID, MessageThreadID: rec.Thread, Name: name})
+		if err == nil || strings.Contains(err.Error(), "TOPIC_NOT_MODIFIED") {
+			rec.Name = name
+			_ = s.saveJSON(ctx, s.topicKey(c), rec)
+		} else {
+			s.log.Debug("could not rename a topic", "thread", rec.Thread, "err", s.scrub(err))
+		}
+	}
+	return rec.Thread, nil
+}
+
+func (s *Sink) createTopic(ctx context.Context, c *convRef) (int, error) {
+	if err := s.wait(ctx); err != nil {
+		return 0, err
+	}
+	name := TopicName(c.Conversation)
+	tp, err := s.bot.CreateForumTopic(ctx, &bot.CreateForumTopicParams{ChatID: s.cfg.ChatID, Name: name})
+	if err != nil {
+		return 0, s.verdict(err)
+	}
+	if _, err := s.cfg.State.Put(ctx, "tg.thread."+s.chatTok+"."+strconv.Itoa(tp.MessageThreadID), []byte(c.String())); err != nil {
+		return 0, fmt.Errorf("telegram: recording the topic: %w", err)
+	}
+	if err := s.saveJSON(ctx, s.topicKey(c), topicRecord{Thread: tp.MessageThreadID, Name: name}); err != nil {
+		return 0, fmt.Errorf("telegram: recording the topic: %w", err)
+	}
+	s.log.Info("topic created", "conversation", c.String(), "thread", tp.MessageThreadID)
+	return tp.MessageThreadID, nil
+}
+
+// lookupTopic returns the conversation's topic without creating it.
+func (s *Sink) lookupTopic(ctx context.Context, c *convRef) int {
+	e, err := s.cfg.State.Get(ctx, s.topicKey(c))
+	if err != nil {
+		return 0
+	}
+	var rec topicRecord
+	_ = json.Unmarshal(e.Value(), &rec)
+	return rec.Thread
+}
+
+func (s *Sink) deliverRecall(ctx context.Context, id string, d events.RecallData) error {
+	key := "tg.msg." + s.chatTok + "." + keyToken(events.MessageID(d.AccountUID, d.RecalledMsgKey))
+	e, err := s.cfg.State.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.log.Debug("recall of a message that was not posted here", "event", id)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("telegram: reading the posted record: %w", err)
+	}
+	var rec postedRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil || len(rec.IDs) == 0 {
+		return nil
+	}
+	note := "🚫 <i>Recalled by the sender</i>"
+	if d.BySystem {
+		note = "🚫 <i>Removed by Bilibili</i>"
+	}
+	limit := maxText
+	if rec.FirstIsPh {
+		limit = maxCaption
+	}
+	edited := note
+	if rec.FirstHTML != "" {
+		if full := note + "\n<s>" + rec.FirstHTML + "</s>"; visibleLen(full) <= limit {
+			edited = full
+		}
+	}
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	if rec.FirstIsPh {
+		_, err = s.bot.EditMessageCaption(ctx, &bot.EditMessageCaptionParams{ChatID: s.cfg.ChatID, MessageID: rec.IDs[0], Caption: edited, ParseMode: models.ParseModeHTML})
+	} else {
+		_, err = s.bot.EditMessageText(ctx, &bot.EditMessageTextParams{ChatID: s.cfg.ChatID, MessageID: rec.IDs[0], Text: edited, ParseMode: models.ParseModeHTML,
+			LinkPreviewOptions: &models.LinkPreviewOptions{IsDisabled: bot.True()}})
+	}
+	switch {
+	case err == nil, err != nil && strings.Contains(err.Error(), "message is not modified"):
+		return nil
+	case strings.Contains(err.Error(), "message to edit not found"):
+		s.log.Info("the recalled message is gone from the chat", "event", id)
+		return nil
+	}
+	return s.verdict(err)
+}
+
+// deliverResult shows a send result on the Telegram message the reply
+// came from: a 👍 reaction on success (✅ is not among Telegram's
+// reaction emoji), a reply with the reason on failure.
+func (s *Sink) deliverResult(ctx context.Context, ev events.Event, d events.SendResultData) error {
+	o := d.Origin
+	if o == nil || o.Platform != "telegram" {
+		return nil
+	}
+	chatStr, msgStr, ok := strings.Cut(o.Ref, ":")
+	msgID, err := strconv.Atoi(msgStr)
+	if !ok || chatStr != s.chatTok || err != nil {
+		return nil // another chat's reply
+	}
+	if ev.Type == events.TypeSendSucceeded {
+		keys := append([]string(nil), d.MsgKeys...)
+		if d.MsgKey != 0 {
+			keys = append(keys, strconv.FormatUint(d.MsgKey, 10))
+		}
+		for _, k := range keys {
+			if k == "" {
+				continue
+			}
+			if _, err := s.cfg.State.Put(ctx, "tg.echo."+strconv.FormatInt(d.AccountUID, 10)+"."+keyToken(k), []byte(ev.ID)); err != nil {
+				return fmt.Errorf("telegram: recording the echo of a reply: %w", err)
+			}
+		}
+		if err := s.wait(ctx); err != nil {
+			return err
+		}
+		_, err := s.bot.SetMessageReaction(ctx, &bot.SetMessageReactionParams{ChatID: s.cfg.ChatID, MessageID: msgID,
+			Reaction: []models.ReactionType{{Type: models.ReactionTypeTypeEmoji, ReactionTypeEmoji: &models.ReactionTypeEmoji{Emoji: ReactionSent}}}})
+		if err != nil && strings.Contains(err.Error(), "message to react not found") {
+			return nil
+		}
+		if err != nil {
+			return s.verdict(err)
+		}
+		return nil
+	}
+	reason := d.Error
+	if reason == "" {
+		reason = "unknown error"
+	}
+	conv := &convRef{UID: d.AccountUID, Conversation: d.Conversation}
+	thread := 0
+	if forum, err := s.isForum(ctx); err == nil && forum {
+		thread = s.lookupTopic(ctx, conv)
+	}
+	text := "❌ <b>Not sent to Bilibili</b>\n" + esc(reason)
+	return s.post(ctx, ev.ID, nil, thread, func(bool) []part { return []part{{Text: text, ReplyTo: msgID}} })
+}
+
+// ReactionSent is the reaction put on a reply that reached Bilibili.
+const ReactionSent = "👍"
+
+func echoKey(uid int64, msgKey uint64) string {
+	return "tg.echo." + strconv.FormatInt(uid, 10) + "." + strconv.FormatUint(msgKey, 10)
+}
+
+// keyToken makes s usable in a KV key: kept when it only has the allowed
+// characters, hashed otherwise.
+func keyToken(s string) string {
+	ok := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '=') {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "h" + hex.EncodeToString(sum[:16])
+}
+
+// Error classification.
+
+func topicGone(err error) bool {
+	e := err.Error()
+	return strings.Contains(e, "message thread not found") || strings.Contains(e, "TOPIC_DELETED") || strings.Contains(e, "TOPIC_ID_INVALID")
+}
+
+func topicClosed(err error) bool { return strings.Contains(err.Error(), "TOPIC_CLOSED") }
+
+func urlRefused(err error) bool {
+	e := err.Error()
+	return errors.Is(err, bot.ErrorBadRequest) && (strings.Contains(e, "failed to get HTTP URL content") ||
+		strings.Contains(e, "wrong file identifier") || strings.Contains(e, "wrong type of the web page content") ||
+		strings.Contains(e, "IMAGE_PROCESS_FAILED") || strings.Contains(e, "PHOTO_INVALID_DIMENSIONS"))
+}
+
+// scrubbedError hides the bot token in an error's text and keeps the
+// error chain for errors.Is and errors.As.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+func (s *Sink) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if strings.Contains(msg, s.cfg.Token) {
+		msg = strings.ReplaceAll(msg, s.cfg.Token, "<token>")
+	}
+	return &scrubbedError{msg: "telegram: " + msg, err: err}
+}
+
+// verdict classifies a Bot API error for the runtime: 429 → retry after
+// exactly retry_after; 403, 401, 404, "chat not found" and a migrated
+// chat → disable the sink; other 400s → permanent; the rest (network,
+// 5xx, undecodable answers) → retry with backoff.
+func (s *Sink) verdict(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *scrubbedError
+	if !errors.As(err, &se) {
+		err = s.scrub(err)
+	}
+	var tm *bot.TooManyRequestsError
+	if errors.As(err, &tm) {
+		return sinks.RetryAfter(err, time.Duration(tm.RetryAfter)*time.Second)
+	}
+	var me *bot.MigrateError
+	if errors.As(err, &me) {
+		return sinks.Disabled(fmt.Errorf("%w: the group became a supergroup; set TELEGRAM_CHAT_ID to %d", err, me.MigrateToChatID))
+	}
+	switch {
+	case errors.Is(err, bot.ErrorForbidden), errors.Is(err, bot.ErrorUnauthorized), errors.Is(err, bot.ErrorNotFound):
+		return sinks.Disabled(err)
+	case errors.Is(err, bot.ErrorBadRequest):
+		if strings.Contains(err.Error(), "chat not found") {
+			return sinks.Disabled(err)
+		}
+		return sinks.Permanent(err)
+	}
+	return err
+}
