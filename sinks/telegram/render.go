@@ -7,7 +7,6 @@ import (
 	"strings"
 	"unicode/utf16"
 
-
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
 )
