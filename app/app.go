@@ -29,15 +29,13 @@ import (
 
 // Options are what Run needs beyond the configuration.
 type Options struct {
-	Config      *config.Config
-	Credentials bilibili.Credentials
-	Logger      *slog.Logger
+	Config *config.Config
+	// Accounts are the Bilibili logins to serve, at least one. A login
+	// with a File is reloaded when the file changes and refreshed into it.
+	Accounts []config.Login
+	Logger   *slog.Logger
 	// HTTPClient talks to Bilibili; default: a plain client.
 	HTTPClient *http.Client
-	// CredentialsFile, when set, is where Credentials came from: the
-	// bridge picks up a newer file while running, and refreshes the
-	// cookies into it. Empty when the login came from the environment.
-	CredentialsFile string
 	// RefreshKey encrypts the cookie refresh's correspondPath; nil means
 	// Bilibili's key (tests use the fake's).
 	RefreshKey *rsa.PublicKey
@@ -49,29 +47,39 @@ type Options struct {
 type App struct {
 	Conn     *bridge.Conn
 	Store    *bridge.Store
-	Client   *bilibili.Client
-	Poller   *poller.Poller
 	Subjects events.Subjects
-	UID      int64
+	Accounts []*Account
 	Registry *prometheus.Registry
 	// HTTPAddr is where /healthz, /readyz, /metrics and the API listen, or
 	// "" when HTTP_ADDR is empty.
 	HTTPAddr string
 }
 
-// Ready reports whether NATS is connected and the Bilibili login valid.
+// Account is one Bilibili account the bridge serves: its own client (and
+// so its own request budget), poller, lease and sender.
+type Account struct {
+	UID    int64
+	Name   string
+	Client *bilibili.Client
+	Poller *poller.Poller
+	Outbox *bridge.Outbox
+}
+
+// Ready reports whether NATS is connected and every Bilibili login valid.
 func (a *App) Ready() error {
 	if !a.Conn.Connected() {
 		return errors.New("NATS is not connected")
 	}
-	if !a.Poller.Status().LoginValid {
-		return errors.New("the Bilibili login has expired: run `bilibridge login`")
+	for _, acct := range a.Accounts {
+		if !acct.Poller.Status().LoginValid {
+			return fmt.Errorf("the Bilibili login of account %d has expired: run `bilibridge login`", acct.UID)
+		}
 	}
 	return nil
 }
 
 // Run runs the bridge until ctx ends, then shuts down in order: the
-// poller stops, in-flight publishes finish, the NATS connection drains and
+// pollers stop, in-flight publishes finish, the NATS connection drains and
 // the embedded server flushes and stops.
 func Run(ctx context.Context, opts Options) error {
 	cfg := opts.Config
@@ -79,8 +87,15 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if len(opts.Accounts) == 0 {
+		return errors.New("no Bilibili account to serve")
+	}
 	if cfg.TelegramToken != "" || cfg.DiscordToken != "" {
 		log.Warn("TELEGRAM_BOT_TOKEN or DISCORD_BOT_TOKEN is set, but this version has no Telegram or Discord sink yet; they are ignored")
+	}
+	sinkList, err := webhookSinks(cfg, log)
+	if err != nil {
+		return err
 	}
 	conn, err := bridge.Connect(ctx, bridge.NATSConfig{
 		URL: cfg.NATSURL, Creds: cfg.NATSCreds, Listen: cfg.NATSListen, DataDir: cfg.DataDir,
@@ -105,79 +120,91 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	calls := bridge.NewCallMetrics(reg)
-	client := bilibili.New(bilibili.Config{
-		Credentials: opts.Credentials,
-		Endpoints:   cfg.Endpoints(),
-		HTTPClient:  opts.HTTPClient,
-		Logger:      log,
-		Observe:     calls.Observe,
-	})
-	uid, name, err := identify(ctx, client, log)
-	if err != nil {
-		return err
-	}
-	log = log.With("uid", uid)
-	if cr := client.Credentials(); cr.DedeUserID == "" {
-		cr.DedeUserID = fmt.Sprint(uid)
-		client.SetCredentials(cr)
-	}
-
+	a := &App{Conn: conn, Store: store, Subjects: subjects, Registry: reg}
 	pub := &bridge.Publisher{JS: conn.JS}
-	p := poller.New(poller.Config{
-		AccountUID: uid, AccountName: name,
-		API: client, Publisher: pub,
-		Cursors: store.Cursors, Leases: store.Leases, LeaseTTL: leaseTTL,
-		Subjects: subjects, Interval: cfg.PollInterval, StartFrom: cfg.StartFrom, MarkRead: cfg.MarkRead,
-		Logger: log, Metrics: poller.NewMetrics(reg),
-	})
-	a := &App{Conn: conn, Store: store, Client: client, Poller: p, Subjects: subjects, UID: uid, Registry: reg}
-
-	sinkList, err := webhookSinks(cfg, log)
-	if err != nil {
-		return err
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := &tasks{cancel: cancel}
 
-	// The runtime is made before the poller runs: a sink seen for the
+	// The runtime is made before the pollers run: a sink seen for the
 	// first time starts with the events published from now on.
 	rt := bridge.NewRuntime(bridge.RuntimeConfig{
 		Stream: store.Events, Publisher: pub, Subjects: subjects,
 		Metrics: bridge.NewSinkMetrics(reg), Logger: log,
 		Disabled: func(ctx context.Context, sink string, err error) {
-			publishStatus(ctx, pub, subjects, uid, events.StateSinkDisabled,
-				fmt.Sprintf("Sink %s is disabled until the bridge restarts: %v", sink, err), log)
+			for _, acct := range a.Accounts {
+				publishStatus(ctx, pub, subjects, acct.UID, events.StateSinkDisabled,
+					fmt.Sprintf("Sink %s is disabled until the bridge restarts: %v", sink, err), log)
+			}
 		},
 	})
 	for _, s := range sinkList {
 		t.Go("sink "+s.Name(), func() error { return rt.Run(ctx, s) })
 	}
-	t.Go("poller", func() error { return p.Run(ctx) })
-	if opts.CredentialsFile != "" {
-		keeper := &account.Keeper{
-			API: client, File: opts.CredentialsFile, Refresh: true, Changed: p.Wake, Log: log,
-			Refresher: &account.Refresher{API: client, File: opts.CredentialsFile, Key: opts.RefreshKey, Log: log},
+
+	calls := bridge.NewCallMetrics(reg)
+	pollMetrics := poller.NewMetrics(reg)
+	for _, login := range opts.Accounts {
+		client := bilibili.New(bilibili.Config{
+			Credentials: login.Credentials, Endpoints: cfg.Endpoints(), HTTPClient: opts.HTTPClient,
+			Logger: log, Observe: calls.Observe,
+		})
+		uid, name, err := identify(ctx, client, log)
+		if err != nil {
+			cancel()
+			t.Wait()
+			return err
 		}
-		t.Go("credentials keeper", func() error { return keeper.Run(ctx) })
+		for _, other := range a.Accounts {
+			if other.UID == uid {
+				cancel()
+				t.Wait()
+				return fmt.Errorf("account %d is logged in twice (%s); remove one of its credentials", uid, login.File)
+			}
+		}
+		alog := log.With("uid", uid)
+		if cr := client.Credentials(); cr.DedeUserID == "" {
+			cr.DedeUserID = fmt.Sprint(uid)
+			client.SetCredentials(cr)
+		}
+		p := poller.New(poller.Config{
+			AccountUID: uid, AccountName: name,
+			API: client, Publisher: pub,
+			Cursors: store.Cursors, Leases: store.Leases, LeaseTTL: leaseTTL,
+			Subjects: subjects, Interval: cfg.PollInterval, StartFrom: cfg.StartFrom, MarkRead: cfg.MarkRead,
+			Logger: alog, Metrics: pollMetrics,
+		})
+		acct := &Account{UID: uid, Name: name, Client: client, Poller: p,
+			Outbox: &bridge.Outbox{NC: conn.NC, JS: conn.JS, State: store.State, Subjects: subjects, AccountUID: uid}}
+		a.Accounts = append(a.Accounts, acct)
+		t.Go(fmt.Sprintf("poller %d", uid), func() error { return p.Run(ctx) })
+		if login.File != "" {
+			keeper := &account.Keeper{
+				API: client, File: login.File, Refresh: true, Changed: p.Wake, Log: alog,
+				Refresher: &account.Refresher{API: client, File: login.File, Key: opts.RefreshKey, Log: alog},
+			}
+			t.Go(fmt.Sprintf("credentials keeper %d", uid), func() error { return keeper.Run(ctx) })
+		}
+		sender := bridge.NewSender(bridge.SenderConfig{
+			AccountUID: uid, API: client, Outbox: store.Outbox, State: store.State,
+			Publisher: pub, Subjects: subjects, Logger: alog,
+		})
+		t.Go(fmt.Sprintf("sender %d", uid), func() error { return sender.Run(ctx) })
+		alog.Info("account running", "account", name, "subjects", fmt.Sprintf("%s.%d.>", subjects.Prefix, uid))
 	}
-	sender := bridge.NewSender(bridge.SenderConfig{
-		AccountUID: uid, API: client, Outbox: store.Outbox, State: store.State,
-		Publisher: pub, Subjects: subjects, Logger: log,
-	})
-	t.Go("sender", func() error { return sender.Run(ctx) })
 
 	if cfg.HTTPAddr != "" {
 		srv := bridge.NewHTTPServer(cfg.HTTPAddr, reg, a.Ready, log)
 		// POST /api/v1/messages stays unmounted (404) while API_TOKEN is empty.
 		if cfg.APIToken != "" {
-			srv.Handle(bridge.MessagesPattern, bridge.NewAPI(bridge.APIConfig{Token: cfg.APIToken, Logger: log,
-				Outbox: &bridge.Outbox{NC: conn.NC, JS: conn.JS, State: store.State, Subjects: subjects, AccountUID: uid}}))
+			var outboxes []*bridge.Outbox
+			for _, acct := range a.Accounts {
+				outboxes = append(outboxes, acct.Outbox)
+			}
+			srv.Handle(bridge.MessagesPattern, bridge.NewAPI(bridge.APIConfig{Token: cfg.APIToken, Logger: log, Outboxes: outboxes}))
 		}
 		if err := srv.Listen(); err != nil {
 			cancel()
@@ -187,8 +214,7 @@ func Run(ctx context.Context, opts Options) error {
 		a.HTTPAddr = srv.Addr()
 		t.Go("HTTP server", func() error { return srv.Run(ctx) })
 	}
-	log.Info("bridge running", "account", name, "poll_interval", cfg.PollInterval, "sinks", len(sinkList),
-		"subjects", subjects.Prefix+"."+fmt.Sprint(uid)+".>")
+	log.Info("bridge running", "accounts", len(a.Accounts), "poll_interval", cfg.PollInterval, "sinks", len(sinkList))
 	if opts.Started != nil {
 		opts.Started(a)
 	}

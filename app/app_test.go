@@ -43,10 +43,10 @@ func start(t *testing.T, cfg *config.Config, fake *bilitest.Server) *running {
 	go func() {
 		defer wg.Done()
 		runErr = app.Run(ctx, app.Options{
-			Config:      cfg,
-			Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"},
-			HTTPClient:  fake.Client(),
-			Started:     func(a *app.App) { started <- a },
+			Config:     cfg,
+			Accounts:   []config.Login{{Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}}},
+			HTTPClient: fake.Client(),
+			Started:    func(a *app.App) { started <- a },
 		})
 	}()
 	stop := func() error {
@@ -97,8 +97,8 @@ func TestRunPublishesServesHealthAndShutsDownCleanly(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, fake, dir)
 	r := start(t, cfg, fake)
-	if r.app.UID != uid {
-		t.Fatalf("uid from nav: %d", r.app.UID)
+	if len(r.app.Accounts) != 1 || r.app.Accounts[0].UID != uid {
+		t.Fatalf("accounts: %+v", r.app.Accounts)
 	}
 
 	// A second process reaches the embedded NATS over TCP, like `nats sub`.
@@ -189,7 +189,7 @@ func TestStartWithExpiredLoginAndNoUID(t *testing.T) {
 	fake.SetLoginValid(uid, false)
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.HTTPAddr = ""
-	err := app.Run(context.Background(), app.Options{Config: cfg, Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}, HTTPClient: fake.Client()})
+	err := app.Run(context.Background(), app.Options{Config: cfg, Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}}}, HTTPClient: fake.Client()})
 	if err == nil || !strings.Contains(err.Error(), "bilibridge login") {
 		t.Fatalf("err %v", err)
 	}
@@ -212,7 +212,7 @@ func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
 	started := make(chan *app.App, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, app.Options{Config: cfg, Credentials: old, CredentialsFile: file, HTTPClient: fake.Client(),
+		done <- app.Run(ctx, app.Options{Config: cfg, Accounts: []config.Login{{Credentials: old, File: file}}, HTTPClient: fake.Client(),
 			Started: func(a *app.App) { started <- a }})
 	}()
 	a := <-started
@@ -220,7 +220,7 @@ func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
 	fake.SetLoginValid(uid, false)
 	bridgetest.Eventually(t, "login_valid 0", func() bool {
 		_, m := get(t, base+"/metrics")
-		return strings.Contains(m, "bilibridge_login_valid 0")
+		return strings.Contains(m, `bilibridge_login_valid{uid="425503913"} 0`)
 	})
 	// `bilibridge login` on the host writes a new file.
 	fake.AddAccount(bilitest.Account{UID: uid, Name: "me", SESSDATA: "new-sess", BiliJct: "new-jct"})
@@ -230,7 +230,7 @@ func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
 	bridgetest.Eventually(t, "recovery without a restart", func() bool {
 		_, m := get(t, base+"/metrics")
 		code, _ := get(t, base+"/readyz")
-		return code == 200 && strings.Contains(m, "bilibridge_login_valid 1")
+		return code == 200 && strings.Contains(m, `bilibridge_login_valid{uid="425503913"} 1`)
 	})
 	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("after the new login")})
 	stream, _ := a.Conn.JS.Stream(context.Background(), "BILI")

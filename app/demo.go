@@ -45,9 +45,9 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 	}
 	fmt.Fprintf(opts.Out, "bilibridge demo: a fake Bilibili account %d gets a message every %s; each line below is an event the bridge published on NATS. Ctrl-C stops.\n", acct.UID, opts.Every)
 	return Run(ctx, Options{
-		Config:      cfg,
-		Credentials: bilibili.Credentials{SESSDATA: acct.SESSDATA, BiliJct: acct.BiliJct, DedeUserID: fmt.Sprint(acct.UID)},
-		Logger:      slog.New(slog.NewTextHandler(opts.Log, nil)),
+		Config:   cfg,
+		Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: acct.SESSDATA, BiliJct: acct.BiliJct, DedeUserID: fmt.Sprint(acct.UID)}}},
+		Logger:   slog.New(slog.NewTextHandler(opts.Log, nil)),
 		Started: func(a *App) {
 			go func() {
 				if err := Tail(ctx, a.Conn.NC, a.Subjects.Prefix+".>", opts.Out); err != nil {

@@ -198,8 +198,10 @@ func (o *Outbox) recorded(ctx context.Context, out *SendOutcome) bool {
 type APIConfig struct {
 	// Token is the bearer token (API_TOKEN). While it is empty the API
 	// answers every request with 404, as if it were not mounted.
-	Token  string
-	Outbox *Outbox
+	Token string
+	// Outboxes has one outbox per account the bridge serves. With several,
+	// a request names its account in "account_uid".
+	Outboxes []*Outbox
 	// Wait bounds ?wait=true; default DefaultAPIWait.
 	Wait   time.Duration
 	Logger *slog.Logger
@@ -211,7 +213,9 @@ type APIConfig struct {
 // 64 KiB: {"session_type":1,"talker_id":"293793435","text":"…"} or with
 // "image_url" instead of "text", and an optional "idempotency_key" (the
 // command_id; the same key is sent at most once). talker_id is a decimal
-// string (a JSON number is accepted too). Unknown fields are refused.
+// string (a JSON number is accepted too). When the bridge serves several
+// accounts, "account_uid" (a decimal string) says which one sends; with
+// one account it may be left out. Unknown fields are refused.
 //
 // Responses (JSON):
 //
@@ -263,6 +267,7 @@ type apiRequest struct {
 	Text           string          `json:"text"`
 	ImageURL       string          `json:"image_url"`
 	IdempotencyKey string          `json:"idempotency_key"`
+	AccountUID     json.RawMessage `json:"account_uid"`
 }
 
 type apiError struct {
@@ -308,16 +313,21 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = b
 	}
-	req, status, msg := decodeAPIRequest(w, r)
+	req, uid, status, msg := decodeAPIRequest(w, r)
 	if status != 0 {
 		writeJSON(w, status, apiError{msg})
+		return
+	}
+	outbox, msg := a.outbox(uid)
+	if outbox == nil {
+		writeJSON(w, http.StatusBadRequest, apiError{msg})
 		return
 	}
 	var d time.Duration
 	if wait {
 		d = a.cfg.Wait
 	}
-	out, err := a.cfg.Outbox.Submit(r.Context(), req, d)
+	out, err := outbox.Submit(r.Context(), req, d)
 	var ve *ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -353,30 +363,54 @@ func (a *API) authorized(r *http.Request) bool {
 
 // decodeAPIRequest reads and checks the body; a non-zero status is the
 // answer to give.
-func decodeAPIRequest(w http.ResponseWriter, r *http.Request) (SendRequest, int, string) {
+// outbox picks the account's outbox; uid 0 means "the only account".
+func (a *API) outbox(uid uint64) (*Outbox, string) {
+	if uid == 0 {
+		if len(a.cfg.Outboxes) == 1 {
+			return a.cfg.Outboxes[0], ""
+		}
+		return nil, fmt.Sprintf("account_uid is required: this bridge serves %d accounts", len(a.cfg.Outboxes))
+	}
+	for _, o := range a.cfg.Outboxes {
+		if uint64(o.AccountUID) == uid {
+			return o, ""
+		}
+	}
+	return nil, fmt.Sprintf("account_uid %d is not an account this bridge serves", uid)
+}
+
+// decodeAPIRequest reads and checks the body; it returns the request, the
+// account_uid (0 when absent) or an HTTP status and message.
+func decodeAPIRequest(w http.ResponseWriter, r *http.Request) (SendRequest, uint64, int, string) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAPIBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return SendRequest{}, http.StatusRequestEntityTooLarge, "the request body is larger than 64 KiB"
+			return SendRequest{}, 0, http.StatusRequestEntityTooLarge, "the request body is larger than 64 KiB"
 		}
-		return SendRequest{}, http.StatusBadRequest, "could not read the request body"
+		return SendRequest{}, 0, http.StatusBadRequest, "could not read the request body"
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var in apiRequest
 	if err := dec.Decode(&in); err != nil {
-		return SendRequest{}, http.StatusBadRequest, "the body is not a valid JSON request: " + err.Error()
+		return SendRequest{}, 0, http.StatusBadRequest, "the body is not a valid JSON request: " + err.Error()
 	}
 	if dec.More() {
-		return SendRequest{}, http.StatusBadRequest, "the body holds more than one JSON value"
+		return SendRequest{}, 0, http.StatusBadRequest, "the body holds more than one JSON value"
 	}
 	if in.SessionType == nil {
-		return SendRequest{}, http.StatusBadRequest, "session_type must be 1 (user) or 2 (fan group)."
+		return SendRequest{}, 0, http.StatusBadRequest, "session_type must be 1 (user) or 2 (fan group)."
 	}
 	talker, ok := parseTalkerID(in.TalkerID)
 	if !ok {
-		return SendRequest{}, http.StatusBadRequest, "talker_id must be a positive integer, preferably as a decimal string."
+		return SendRequest{}, 0, http.StatusBadRequest, "talker_id must be a positive integer, preferably as a decimal string."
+	}
+	var uid uint64
+	if len(in.AccountUID) > 0 {
+		if uid, ok = parseTalkerID(in.AccountUID); !ok {
+			return SendRequest{}, 0, http.StatusBadRequest, "account_uid must be a positive integer, preferably as a decimal string."
+		}
 	}
 	return SendRequest{
 		SessionType: *in.SessionType,
@@ -387,7 +421,7 @@ func decodeAPIRequest(w http.ResponseWriter, r *http.Request) (SendRequest, int,
 			ImageURL:  in.ImageURL,
 			Origin:    &events.Origin{Platform: "api"},
 		},
-	}, 0, ""
+	}, uid, 0, ""
 }
 
 // parseTalkerID accepts "293793435" or 293793435 (read from the literal,

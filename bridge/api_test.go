@@ -28,8 +28,8 @@ func (r *sendRig) apiServer(token string, wait time.Duration) *httptest.Server {
 	srv := bridge.NewHTTPServer("127.0.0.1:0", prometheus.NewRegistry(), func() error { return nil }, slog.New(slog.DiscardHandler))
 	srv.Handle(bridge.MessagesPattern, bridge.NewAPI(bridge.APIConfig{
 		Token: token,
-		Outbox: &bridge.Outbox{NC: r.conn.NC, JS: r.conn.JS, State: r.store.State,
-			Subjects: r.subjects, AccountUID: sndUID},
+		Outboxes: []*bridge.Outbox{{NC: r.conn.NC, JS: r.conn.JS, State: r.store.State,
+			Subjects: r.subjects, AccountUID: sndUID}},
 		Wait: wait,
 	}))
 	ts := httptest.NewServer(srv.Handler())

@@ -156,6 +156,62 @@ func (c *Config) Credentials() (bilibili.Credentials, error) {
 	return cr, nil
 }
 
+// Login is one account's credentials and the file they came from (""
+// when they came from the environment).
+type Login struct {
+	Credentials bilibili.Credentials
+	File        string
+}
+
+// Logins returns every account to serve. BILI_SESSDATA/BILI_JCT make one
+// account (the environment wins). Otherwise each credentials file is an
+// account: BILI_CREDENTIALS_FILE and, beside it, every
+// credentials-<uid>.json that `bilibridge login` wrote for further accounts.
+func (c *Config) Logins() ([]Login, error) {
+	if c.CredentialsFromEnv() {
+		cr, err := c.Credentials()
+		if err != nil {
+			return nil, err
+		}
+		return []Login{{Credentials: cr}}, nil
+	}
+	files := []string{c.CredentialsFile}
+	more, err := filepath.Glob(filepath.Join(filepath.Dir(c.CredentialsFile), "credentials-*.json"))
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, more...)
+	var out []Login
+	for _, f := range files {
+		cr, err := ReadCredentials(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.UID != 0 && cr.DedeUserID == "" && f == c.CredentialsFile {
+			cr.DedeUserID = fmt.Sprint(c.UID)
+		}
+		out = append(out, Login{Credentials: cr, File: f})
+	}
+	if len(out) == 0 {
+		return nil, ErrNoCredentials
+	}
+	return out, nil
+}
+
+// LoginFile is where a new login of account uid is saved: the main
+// credentials file when it is free or already holds uid, else
+// credentials-<uid>.json beside it (another account).
+func (c *Config) LoginFile(uid int64) string {
+	cr, err := ReadCredentials(c.CredentialsFile)
+	if err != nil || cr.UID() == uid || cr.UID() == 0 {
+		return c.CredentialsFile
+	}
+	return filepath.Join(filepath.Dir(c.CredentialsFile), fmt.Sprintf("credentials-%d.json", uid))
+}
+
 // CredentialsFromEnv reports whether the login comes from BILI_SESSDATA
 // and BILI_JCT rather than the credentials file.
 func (c *Config) CredentialsFromEnv() bool { return c.SESSDATA != "" || c.BiliJct != "" }

@@ -89,3 +89,35 @@ func TestStringHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestLoginsFromSeveralFiles(t *testing.T) {
+	dir := t.TempDir()
+	c := valid()
+	c.CredentialsFile = filepath.Join(dir, "credentials.json")
+	if got := c.LoginFile(42); got != c.CredentialsFile {
+		t.Errorf("first login goes to %s", got)
+	}
+	write := func(name, uid string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"SESSDATA":"s%s","bili_jct":"j%s","DedeUserID":"%s"}`, uid, uid, uid)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("credentials.json", "42")
+	if got := c.LoginFile(42); got != c.CredentialsFile {
+		t.Errorf("a new login of the same account goes to %s", got)
+	}
+	if got := c.LoginFile(7); got != filepath.Join(dir, "credentials-7.json") {
+		t.Errorf("a second account goes to %s", got)
+	}
+	write("credentials-7.json", "7")
+	logins, err := c.Logins()
+	if err != nil || len(logins) != 2 || logins[0].Credentials.UID() != 42 || logins[1].Credentials.UID() != 7 || logins[1].File == "" {
+		t.Fatalf("logins %+v %v", logins, err)
+	}
+	c.SESSDATA, c.BiliJct = "env", "env"
+	if logins, err := c.Logins(); err != nil || len(logins) != 1 || logins[0].File != "" {
+		t.Errorf("the environment should win: %+v %v", logins, err)
+	}
+}

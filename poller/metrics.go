@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,8 +12,8 @@ type Metrics struct {
 	polls    *prometheus.CounterVec
 	events   *prometheus.CounterVec
 	lag      prometheus.Histogram
-	lastGood prometheus.Gauge
-	login    prometheus.Gauge
+	lastGood *prometheus.GaugeVec
+	login    *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -30,30 +31,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from a message's Bilibili timestamp to its publish.",
 			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 900, 3600},
 		}),
-		lastGood: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "bilibridge_last_good_poll_timestamp_seconds", Help: "Unix time of the last successful poll.",
-		}),
-		login: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "bilibridge_login_valid", Help: "1 while the Bilibili login works, 0 once Bilibili answered -101 (run bilibridge login).",
-		}),
+		lastGood: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bilibridge_last_good_poll_timestamp_seconds", Help: "Unix time of the last successful poll, by account.",
+		}, []string{"uid"}),
+		login: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bilibridge_login_valid", Help: "1 while the account's Bilibili login works, 0 once Bilibili answered -101 (run bilibridge login).",
+		}, []string{"uid"}),
 	}
-	m.login.Set(1)
 	if reg != nil {
 		reg.MustRegister(m.polls, m.events, m.lag, m.lastGood, m.login)
 	}
 	return m
 }
 
-func (m *Metrics) polled(result string, at time.Time) {
+func (m *Metrics) polled(uid int64, result string, at time.Time) {
 	m.polls.WithLabelValues(result).Inc()
+	id := strconv.FormatInt(uid, 10)
 	switch result {
 	case "ok":
-		m.login.Set(1)
+		m.login.WithLabelValues(id).Set(1)
 	case "login_expired":
-		m.login.Set(0)
+		m.login.WithLabelValues(id).Set(0)
 	}
 	if !at.IsZero() {
-		m.lastGood.Set(float64(at.UnixNano()) / 1e9)
+		m.lastGood.WithLabelValues(id).Set(float64(at.UnixNano()) / 1e9)
 	}
 }
 

@@ -218,7 +218,7 @@ func (p *Poller) after(ctx context.Context, err error) time.Duration {
 		p.status.LastGoodPoll = p.cfg.Now()
 		p.status.LastError = ""
 		p.mu.Unlock()
-		p.cfg.Metrics.polled("ok", p.cfg.Now())
+		p.cfg.Metrics.polled(p.cfg.AccountUID, "ok", p.cfg.Now())
 		if !wasValid {
 			p.log.Info("Bilibili login works again; polling resumed")
 			p.publishStatus(ctx, events.StateLoggedIn, "The Bilibili login works again; messages are flowing.")
@@ -228,7 +228,7 @@ func (p *Poller) after(ctx context.Context, err error) time.Duration {
 		return 0
 	case bilibili.IsLoginExpired(err):
 		p.setError(err, false)
-		p.cfg.Metrics.polled("login_expired", time.Time{})
+		p.cfg.Metrics.polled(p.cfg.AccountUID, "login_expired", time.Time{})
 		if wasValid {
 			p.log.Error("Bilibili login expired: run `bilibridge login` (or set new BILI_SESSDATA and BILI_JCT); polling is paused and resumes by itself once the login works", "err", err)
 			p.publishStatus(ctx, events.StateLoginExpired, "The Bilibili login has expired. Run `bilibridge login` on the bridge's host; polling resumes by itself once the new login is in place.")
@@ -241,7 +241,7 @@ func (p *Poller) after(ctx context.Context, err error) time.Duration {
 	n := p.failures
 	p.mu.Unlock()
 	class := bilibili.Classify(err)
-	p.cfg.Metrics.polled(class.String(), time.Time{})
+	p.cfg.Metrics.polled(p.cfg.AccountUID, class.String(), time.Time{})
 	wait := p.backoff(n)
 	p.log.Warn("poll failed; backing off", "class", class.String(), "failures", n, "retry_in", wait.Round(time.Millisecond), "err", err)
 	if class == bilibili.ClassRiskControl && n == 1 {

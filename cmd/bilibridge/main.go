@@ -87,18 +87,14 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	creds, err := cfg.Credentials()
+	logins, err := cfg.Logins()
 	if errors.Is(err, config.ErrNoCredentials) {
 		return errors.New("no Bilibili login found: run `bilibridge login` and scan the QR code with the Bilibili app (or set BILI_SESSDATA and BILI_JCT), or try `bilibridge demo` to see the bridge work without an account")
 	}
 	if err != nil {
 		return err
 	}
-	opts := app.Options{Config: cfg, Credentials: creds, Logger: cfg.Logger(stderr)}
-	if !cfg.CredentialsFromEnv() {
-		opts.CredentialsFile = cfg.CredentialsFile
-	}
-	return app.Run(ctx, opts)
+	return app.Run(ctx, app.Options{Config: cfg, Accounts: logins, Logger: cfg.Logger(stderr)})
 }
 
 func tail(ctx context.Context, args []string, stdout io.Writer) error {
@@ -243,17 +239,22 @@ func login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	client := bilibili.New(bilibili.Config{Endpoints: cfg.Endpoints()})
 	if *check {
-		creds, err := cfg.Credentials()
+		logins, err := cfg.Logins()
 		if err != nil {
 			return fmt.Errorf("%w: run `bilibridge login`", err)
 		}
-		client.SetCredentials(creds)
-		nav, err := client.Nav(ctx)
-		if err != nil || !nav.IsLogin {
-			return fmt.Errorf("the saved login no longer works (%v): run `bilibridge login`", err)
+		var failed error
+		for _, l := range logins {
+			client.SetCredentials(l.Credentials)
+			nav, err := client.Nav(ctx)
+			if err != nil || !nav.IsLogin {
+				failed = fmt.Errorf("the saved login of account %d no longer works (%v): run `bilibridge login`", l.Credentials.UID(), err)
+				fmt.Fprintln(stdout, failed)
+				continue
+			}
+			fmt.Fprintf(stdout, "The saved login works: %s (uid %d).\n", nav.Uname, nav.Mid)
 		}
-		fmt.Fprintf(stdout, "The saved login works: %s (uid %d).\n", nav.Uname, nav.Mid)
-		return nil
+		return failed
 	}
 	if *png == "" {
 		*png = filepath.Join(cfg.DataDir, "qr.png")
@@ -280,7 +281,8 @@ func login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := account.WriteCredentials(cfg.CredentialsFile, creds); err != nil {
+	file := cfg.LoginFile(creds.UID())
+	if err := account.WriteCredentials(file, creds); err != nil {
 		return err
 	}
 	client.SetCredentials(creds)
@@ -288,6 +290,6 @@ func login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("logged in, but nav failed: %w", err)
 	}
-	fmt.Fprintf(stdout, "Logged in as %s (uid %d). Credentials saved to %s (mode 0600); `bilibridge run` uses them, and a running bridge picks them up.\n", nav.Uname, nav.Mid, cfg.CredentialsFile)
+	fmt.Fprintf(stdout, "Logged in as %s (uid %d). Credentials saved to %s (mode 0600); `bilibridge run` uses them, and a running bridge picks them up.\n", nav.Uname, nav.Mid, file)
 	return nil
 }

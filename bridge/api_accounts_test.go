@@ -1,0 +1,47 @@
+package bridge_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bilibridge/bilibridge/bridge"
+)
+
+func TestAPIPicksTheAccount(t *testing.T) {
+	r := newSendRig(t, rigOptions{})
+	const second int64 = 3546
+	outbox := func(uid int64) *bridge.Outbox {
+		return &bridge.Outbox{NC: r.conn.NC, JS: r.conn.JS, State: r.store.State, Subjects: r.subjects, AccountUID: uid}
+	}
+	api := httptest.NewServer(bridge.NewAPI(bridge.APIConfig{Token: apiToken, Outboxes: []*bridge.Outbox{outbox(sndUID), outbox(second)}}))
+	t.Cleanup(api.Close)
+	post := func(body string) int {
+		req, _ := http.NewRequest(http.MethodPost, api.URL, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(`{"session_type":1,"talker_id":"1","text":"x"}`); code != 400 {
+		t.Errorf("no account_uid with two accounts: %d, want 400", code)
+	}
+	if code := post(`{"session_type":1,"talker_id":"1","text":"x","account_uid":"999"}`); code != 400 {
+		t.Errorf("unknown account: %d, want 400", code)
+	}
+	if code := post(`{"session_type":1,"talker_id":"1","text":"x","account_uid":"3546"}`); code != 202 {
+		t.Fatalf("second account: %d, want 202", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := r.store.Outbox.GetLastMsgForSubject(ctx, "bili.3546.send.1.1")
+	if err != nil || !strings.Contains(string(msg.Data), `"text":"x"`) {
+		t.Errorf("command not on the second account's subject: %v", err)
+	}
+}
