@@ -3,6 +3,7 @@ package telegram_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -94,6 +95,7 @@ func (e *env) sink(chat int64, mod func(*telegram.Config)) *telegram.Sink {
 	cfg := telegram.Config{
 		Token: e.fake.Token, ChatID: chat, APIURL: e.fake.URL, State: e.kv,
 		HTTPClient: e.fake.Client(), RatePerMinute: 60000, Burst: 100, PollTimeout: time.Second,
+		Logger: slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&cfg)

@@ -145,7 +145,7 @@ type Server struct {
 	updateIDs []int64
 	nextUpd   int64
 	confirmed int64
-	faults    map[string][]Fault
+	faults    map[string][]pendingFault
 	calls     []Call
 	files     map[string]fileEntry
 	badURLs   map[string]bool
@@ -168,7 +168,7 @@ func NewServer(t testing.TB) *Server {
 		topics:   map[int64]map[int]*Topic{},
 		msgs:     map[int64][]*Message{},
 		nextMsg:  map[int64]int{},
-		faults:   map[string][]Fault{},
+		faults:   map[string][]pendingFault{},
 		files:    map[string]fileEntry{},
 		badURLs:  map[string]bool{},
 		nextUpd:  100000,
@@ -209,8 +209,21 @@ func (s *Server) FailNext(method string, n int, f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range n {
-		s.faults[method] = append(s.faults[method], f)
+		s.faults[method] = append(s.faults[method], pendingFault{f: f})
 	}
+}
+
+// FailAfter lets the next skip calls of method through, then answers f
+// once (a fault in the middle of a multi-message delivery).
+func (s *Server) FailAfter(method string, skip int, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[method] = append(s.faults[method], pendingFault{skip: skip, f: f})
+}
+
+type pendingFault struct {
+	skip int
+	f    Fault
 }
 
 // FailURL makes sendPhoto with this URL answer "failed to get HTTP URL
@@ -492,9 +505,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.calls = append(s.calls, Call{Method: method, Params: params, Files: files})
 	var fault *Fault
 	if q := s.faults[method]; len(q) > 0 {
-		f := q[0]
-		s.faults[method] = q[1:]
-		fault = &f
+		if q[0].skip > 0 {
+			q[0].skip--
+		} else {
+			f := q[0].f
+			s.faults[method] = q[1:]
+			fault = &f
+		}
 	}
 	s.mu.Unlock()
 	if fault != nil {
