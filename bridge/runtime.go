@@ -270,7 +270,7 @@ func (d *dispatcher) deliver(msg jetstream.Msg) bool {
 		err := safeDeliver(ctx, d.sink, ev)
 		cancel()
 		if err == nil {
-			if ackErr := msg.DoubleAck(d.ctx); ackErr != nil && d.ctx.Err() != nil {
+			if !d.ack(msg) {
 				return false
 			}
 			m.delivered.WithLabelValues(d.name).Inc()
@@ -329,7 +329,7 @@ func (d *dispatcher) deadLetter(msg jetstream.Msg, ev events.Event, reason strin
 	if ev.Type == events.TypeDeadLetter {
 		// A dead letter is not dead-lettered again: that would loop.
 		d.log.Warn("dropping an undeliverable dead letter", "event", ev.ID, "reason", reason)
-		return msg.DoubleAck(d.ctx) == nil || d.ctx.Err() == nil
+		return d.ack(msg)
 	}
 	uid := int64(0)
 	if r, err := d.rt.cfg.Subjects.ParseSubject(msg.Subject()); err == nil {
@@ -346,10 +346,36 @@ func (d *dispatcher) deadLetter(msg jetstream.Msg, ev events.Event, reason strin
 		return false
 	}
 	d.rt.cfg.Metrics.dead.WithLabelValues(d.name).Inc()
-	if err := msg.DoubleAck(d.ctx); err != nil && d.ctx.Err() != nil {
-		return false
+	return d.ack(msg)
+}
+
+// ack acknowledges msg, retrying until the server confirmed it: an ack
+// lost without a retry would bring the event back after AckWait, behind
+// later events of its conversation. After a few failures it gives up
+// (the event then comes back once, with the same id). False means
+// shutdown came first.
+func (d *dispatcher) ack(msg jetstream.Msg) bool {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := msg.DoubleAck(d.ctx)
+		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			return true
+		}
+		if d.ctx.Err() != nil {
+			return false
+		}
+		if attempt == 8 {
+			d.log.Error("ack failed; the event will be redelivered", "err", err)
+			return true
+		}
+		d.log.Warn("ack failed; retrying", "err", err)
+		select {
+		case <-d.ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
 	}
-	return true
 }
 
 func seq(msg jetstream.Msg) uint64 {

@@ -92,6 +92,9 @@ var allTypes = []string{
 	events.TypeSendFailed, events.TypeAccountStatus, events.TypeDeadLetter,
 }
 
+// maxIdlePerHost keeps a connection per conversation in flight alive.
+const maxIdlePerHost = 128
+
 // New checks cfg and returns its sink.
 func New(cfg Config) (*Sink, error) {
 	u, err := parseURL(cfg.URL)
@@ -134,6 +137,14 @@ func New(cfg Config) (*Sink, error) {
 	var c http.Client
 	if cfg.HTTPClient != nil {
 		c = *cfg.HTTPClient
+	} else {
+		// The sink runtime delivers many conversations at once to one host;
+		// Go's default keeps 2 idle connections per host, which turns a
+		// backlog into a TLS handshake per event.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = maxIdlePerHost
+		t.MaxIdleConns = maxIdlePerHost
+		c.Transport = t
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	s.client = &c
