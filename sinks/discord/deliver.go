@@ -50,7 +50,7 @@ func (s *Sink) Deliver(ctx context.Context, ev events.Event) error {
 		if err := ev.DecodeData(&d); err != nil {
 			return sinks.Permanent(err)
 		}
-		return s.deliverResult(ctx, ev.Type == events.TypeSendSucceeded, &d)
+		return s.deliverResult(ctx, ev.ID, ev.Type == events.TypeSendSucceeded, &d)
 	case events.TypeAccountStatus:
 		var d events.AccountStatusData
 		if err := ev.DecodeData(&d); err != nil {
@@ -421,7 +421,7 @@ func parseRef(ref string) (channel, message string, ok bool) {
 }
 
 // deliverResult shows a send result on the Discord message it came from.
-func (s *Sink) deliverResult(ctx context.Context, ok bool, d *events.SendResultData) error {
+func (s *Sink) deliverResult(ctx context.Context, eventID string, ok bool, d *events.SendResultData) error {
 	if d.Origin == nil || d.Origin.Platform != Platform {
 		return nil
 	}
@@ -448,11 +448,18 @@ func (s *Sink) deliverResult(ctx context.Context, ok bool, d *events.SendResultD
 			return s.dg.MessageReactionAdd(channel, message, "✅", opts(ctx)...)
 		})
 	}
+	var rec postedRec
+	if found, err := s.load(ctx, s.msgKey(eventID), &rec); err != nil || found {
+		return err // replied before (a redelivery)
+	}
 	reason := strings.TrimSpace(d.Error)
 	if reason == "" {
 		reason = "Bilibili did not say why."
 	}
-	return s.reply(ctx, channel, message, "❌ Not sent to Bilibili: "+reason)
+	if err := s.reply(ctx, channel, message, "❌ Not sent to Bilibili: "+reason); err != nil {
+		return err
+	}
+	return s.store(ctx, s.msgKey(eventID), &postedRec{ThreadID: channel, Parts: 1, MessageIDs: []string{"reply"}})
 }
 
 // reply answers a Discord message in its channel.

@@ -179,6 +179,9 @@ func New(cfg Config) (*Sink, error) {
 	dg.StateEnabled = true
 	dg.Identify.Intents = discordgo.IntentGuildMessages | discordgo.IntentMessageContent
 	dg.LogLevel = discordgo.LogError
+	// Handle gateway events one at a time, in order: two quick replies in
+	// a thread are queued in the order they were typed.
+	dg.SyncEvents = true
 	dg.Dialer = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: requestTimeout}
 	s.dg = dg
 	return s, nil

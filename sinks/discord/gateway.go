@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/gorilla/websocket"
 
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/events"
@@ -67,8 +68,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		if status, _ := apiStatus(err); status == http.StatusUnauthorized || status == http.StatusForbidden {
-			s.log.Error("discord: the gateway refused the bot token; replies from Discord are off", "err", s.classify("connecting to the gateway", err))
+		var ce *websocket.CloseError
+		if status, _ := apiStatus(err); status == http.StatusUnauthorized || status == http.StatusForbidden ||
+			(errors.As(err, &ce) && (ce.Code == 4004 || ce.Code == 4014)) {
+			s.log.Error("discord: the gateway refused the bot token or the intents (enable the Message Content intent in the Developer Portal); replies from Discord are off", "err", s.classify("connecting to the gateway", err))
 			return nil
 		}
 		s.log.Warn("discord: connecting to the gateway", "err", s.classify("connecting to the gateway", err), "retry_in", backoff)
