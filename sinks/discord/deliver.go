@@ -288,8 +288,12 @@ func (s *Sink) createThread(ctx context.Context, conv convRec) (string, error) {
 			&discordgo.ThreadStart{Name: name, AutoArchiveDuration: archiveMinutes},
 			&discordgo.MessageSend{Content: header(conv), AllowedMentions: noMentions()}, opts(ctx)...)
 	} else {
+		typ := discordgo.ChannelTypeGuildPublicThread
+		if parent.Type == discordgo.ChannelTypeGuildNews {
+			typ = discordgo.ChannelTypeGuildNewsThread
+		}
 		ch, err = s.dg.ThreadStartComplex(s.channel,
-			&discordgo.ThreadStart{Name: name, AutoArchiveDuration: archiveMinutes, Type: discordgo.ChannelTypeGuildPublicThread}, opts(ctx)...)
+			&discordgo.ThreadStart{Name: name, AutoArchiveDuration: archiveMinutes, Type: typ}, opts(ctx)...)
 	}
 	if err != nil {
 		return "", s.classify("creating a conversation thread", err)

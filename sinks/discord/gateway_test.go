@@ -2,6 +2,7 @@ package discord_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/discord"
@@ -306,5 +308,50 @@ func TestFailureReplyNotRepeated(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d failure replies, want 1", n)
+	}
+}
+
+// With the real outbox: an allowed reply lands on BILI_OUTBOX, a
+// stranger's does not.
+func TestRepliesThroughRealOutbox(t *testing.T) {
+	ns := bridgetest.StartServer(t)
+	conn := ns.Connect(t)
+	st := bridgetest.Provision(t, conn, 0)
+	fake := discordtest.NewT(t, botToken)
+	fake.HeartbeatInterval = 50 * time.Millisecond
+	e := &env{fake: fake, kv: st.State, channel: fake.AddChannel(guildID, discordtest.TypeText, "inbox"), logs: &logBuffer{}}
+	outbox := &bridge.Outbox{NC: conn.NC, JS: conn.JS, State: st.State, AccountUID: uid}
+	s := e.sink(t, func(c *discord.Config) {
+		c.Outbox = outbox
+		c.AllowedUsers = []string{allowedUser}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	bridgetest.Eventually(t, "gateway connected", func() bool { return fake.Connected() == 1 })
+	deliver(t, s, message(t, 1, "hi team"))
+	thread := e.onlyThread(t).ID
+
+	fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: stranger, Content: "not me"})
+	id := fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: "from the team"})
+	bridgetest.Eventually(t, "command queued", func() bool {
+		info, err := st.Outbox.Info(context.Background())
+		return err == nil && info.State.Msgs >= 1
+	})
+	// Events parse only CloudEvents; read the raw command instead.
+	raw, err := st.Outbox.GetLastMsgForSubject(context.Background(), events.Subjects{}.Send(uid, 1, talker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmd events.SendCommand
+	if err := json.Unmarshal(raw.Data, &cmd); err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Text != "from the team" || cmd.CommandID != "discord-"+id || cmd.Origin == nil || cmd.Origin.Ref != thread+":"+id {
+		t.Fatalf("command = %+v", cmd)
+	}
+	if info, _ := st.Outbox.Info(context.Background()); info.State.Msgs != 1 {
+		t.Fatalf("%d commands on BILI_OUTBOX, want 1 (the stranger's must not be there)", info.State.Msgs)
 	}
 }
