@@ -181,6 +181,9 @@ func Run(ctx context.Context, opts Options) error {
 			Outbox: &bridge.Outbox{NC: conn.NC, JS: conn.JS, State: store.State, Subjects: subjects, AccountUID: uid}}
 		a.Accounts = append(a.Accounts, acct)
 		t.Go(fmt.Sprintf("poller %d", uid), func() error { return p.Run(ctx) })
+		if login.File == "" && login.Credentials.RefreshToken != "" {
+			alog.Warn("BILI_REFRESH_TOKEN is ignored with BILI_SESSDATA/BILI_JCT: a refresh would end the session the environment holds; use `bilibridge login`, whose credentials file is refreshed automatically")
+		}
 		if login.File != "" {
 			keeper := &account.Keeper{
 				API: client, File: login.File, Refresh: true, Changed: p.Wake, Log: alog,
