@@ -80,14 +80,16 @@ type Config struct {
 	AllowedUsers, AllowedRoles []string
 	// State is the KV bucket of sink state (bridge.Store.State).
 	State jetstream.KeyValue
-	// Outbox queues replies; nil turns replies off.
-	Outbox Outbox
+	// Outboxes returns the outbox that queues replies for an account (the
+	// conversation's account_uid); nil, or a nil result, turns replies off
+	// for it. It is called only from Run's event handling.
+	Outboxes func(accountUID int64) Outbox
 	// Status answers the "/status" text command; nil: not available.
 	Status func() string
-	// MarkRead answers the "/read" text command: mark the conversation
-	// read on Bilibili up to seqno (the last message the sink posted).
-	// nil: not available.
-	MarkRead func(ctx context.Context, sessionType int, talkerID, seqno uint64) error
+	// MarkRead answers the "/read" text command: mark the account's
+	// conversation read on Bilibili up to seqno (the last message the sink
+	// posted in its thread). nil: not available.
+	MarkRead func(ctx context.Context, accountUID int64, sessionType int, talkerID, seqno uint64) error
 	// HTTPClient sends REST requests; nil means a client with a 20s
 	// timeout. Its Transport is wrapped, never changed.
 	HTTPClient *http.Client

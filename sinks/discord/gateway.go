@@ -125,7 +125,12 @@ func (s *Sink) onMessage(ctx context.Context, m *discordgo.Message) {
 		s.commandRead(ctx, m, conv)
 		return
 	}
-	if s.cfg.Outbox == nil {
+	var outbox Outbox
+	if s.cfg.Outboxes != nil {
+		outbox = s.cfg.Outboxes(conv.AccountUID)
+	}
+	if outbox == nil {
+		log.Debug("discord: no outbox for the conversation's account; message not sent", "account", conv.AccountUID)
 		return
 	}
 	origin := &events.Origin{Platform: Platform, User: m.Author.ID, Ref: m.ChannelID + ":" + m.ID}
@@ -145,7 +150,7 @@ func (s *Sink) onMessage(ctx context.Context, m *discordgo.Message) {
 		s.tell(ctx, m, "Only text and images can be sent to Bilibili; not sent: "+strings.Join(skipped, ", "))
 	}
 	for _, cmd := range cmds {
-		_, err := s.cfg.Outbox.Submit(ctx, bridge.SendRequest{SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: cmd}, 0)
+		_, err := outbox.Submit(ctx, bridge.SendRequest{SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: cmd}, 0)
 		var ve *bridge.ValidationError
 		switch {
 		case errors.As(err, &ve):
@@ -226,7 +231,7 @@ func (s *Sink) commandRead(ctx context.Context, m *discordgo.Message, conv *conv
 		s.tell(ctx, m, "Nothing to mark read yet.")
 		return
 	}
-	if err := s.cfg.MarkRead(ctx, conv.SessionType, conv.TalkerID, conv.Seqno); err != nil {
+	if err := s.cfg.MarkRead(ctx, conv.AccountUID, conv.SessionType, conv.TalkerID, conv.Seqno); err != nil {
 		s.tell(ctx, m, "❌ Could not mark the conversation read: "+err.Error())
 		return
 	}

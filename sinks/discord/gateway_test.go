@@ -215,15 +215,17 @@ func TestTextCommands(t *testing.T) {
 	var marked []uint64
 	running(t, e, func(c *discord.Config) {
 		c.Status = func() string { return "Polling every 6s; login valid." }
-		c.MarkRead = func(_ context.Context, st int, tk, seqno uint64) error {
-			if st != 1 || tk != talker {
+		c.MarkRead = func(_ context.Context, acct int64, st int, tk, seqno uint64) error {
+			if acct != uid || st != 1 || tk != talker {
 				return errors.New("wrong conversation")
 			}
 			marked = append(marked, seqno)
 			return nil
 		}
 	})
-	s := e.sink(t, func(c *discord.Config) { c.MarkRead = func(context.Context, int, uint64, uint64) error { return nil } })
+	s := e.sink(t, func(c *discord.Config) {
+		c.MarkRead = func(context.Context, int64, int, uint64, uint64) error { return nil }
+	})
 	deliver(t, s, message(t, 42, "hi"))
 	thread := e.onlyThread(t).ID
 	st := e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: "/status"})
@@ -322,7 +324,12 @@ func TestRepliesThroughRealOutbox(t *testing.T) {
 	e := &env{fake: fake, kv: st.State, channel: fake.AddChannel(guildID, discordtest.TypeText, "inbox"), logs: &logBuffer{}}
 	outbox := &bridge.Outbox{NC: conn.NC, JS: conn.JS, State: st.State, AccountUID: uid}
 	s := e.sink(t, func(c *discord.Config) {
-		c.Outbox = outbox
+		c.Outboxes = func(acct int64) discord.Outbox {
+			if acct != uid {
+				return nil
+			}
+			return outbox
+		}
 		c.AllowedUsers = []string{allowedUser}
 	})
 	ctx, cancel := context.WithCancel(context.Background())

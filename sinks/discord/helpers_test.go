@@ -75,7 +75,7 @@ func newEnv(t *testing.T, typ int) *env {
 func (e *env) sink(t *testing.T, mod ...func(*discord.Config)) *discord.Sink {
 	t.Helper()
 	cfg := discord.Config{
-		Token: botToken, ChannelID: e.channel, State: e.kv, Outbox: e.outbox,
+		Token: botToken, ChannelID: e.channel, State: e.kv, Outboxes: func(int64) discord.Outbox { return e.outbox },
 		HTTPClient: e.fake.Client(), APIURL: discord.DefaultAPIURL,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
