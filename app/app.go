@@ -90,8 +90,8 @@ func Run(ctx context.Context, opts Options) error {
 	if len(opts.Accounts) == 0 {
 		return errors.New("no Bilibili account to serve")
 	}
-	if cfg.TelegramToken != "" || cfg.DiscordToken != "" {
-		log.Warn("TELEGRAM_BOT_TOKEN or DISCORD_BOT_TOKEN is set, but this version has no Telegram or Discord sink yet; they are ignored")
+	if cfg.DiscordToken != "" {
+		log.Warn("DISCORD_BOT_TOKEN is set, but this version has no Discord sink yet; it is ignored")
 	}
 	sinkList, err := webhookSinks(cfg, log)
 	if err != nil {
@@ -128,6 +128,17 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := &tasks{cancel: cancel}
+	var srv *bridge.HTTPServer
+	// fail stops what already runs; the HTTP listener, bound early, is
+	// released.
+	fail := func(err error) error {
+		cancel()
+		t.Wait()
+		if srv != nil {
+			srv.Close()
+		}
+		return err
+	}
 
 	// The runtime is made before the pollers run: a sink seen for the
 	// first time starts with the events published from now on.
@@ -145,6 +156,18 @@ func Run(ctx context.Context, opts Options) error {
 		t.Go("sink "+s.Name(), func() error { return rt.Run(ctx, s) })
 	}
 
+	// The HTTP server binds first: a busy port fails the start, and the
+	// sender must know the address that serves Telegram photos.
+	var images bridge.ImageFetcher
+	if cfg.HTTPAddr != "" {
+		srv = bridge.NewHTTPServer(cfg.HTTPAddr, reg, a.Ready, log)
+		if err := srv.Listen(); err != nil {
+			return fail(err)
+		}
+		a.HTTPAddr = srv.Addr()
+		images.AllowAddrs = []string{localAddr(a.HTTPAddr)}
+	}
+
 	calls := bridge.NewCallMetrics(reg)
 	pollMetrics := poller.NewMetrics(reg)
 	for _, login := range opts.Accounts {
@@ -154,15 +177,11 @@ func Run(ctx context.Context, opts Options) error {
 		})
 		uid, name, err := identify(ctx, client, log)
 		if err != nil {
-			cancel()
-			t.Wait()
-			return err
+			return fail(err)
 		}
 		for _, other := range a.Accounts {
 			if other.UID == uid {
-				cancel()
-				t.Wait()
-				return fmt.Errorf("account %d is logged in twice (%s); remove one of its credentials", uid, login.File)
+				return fail(fmt.Errorf("account %d is logged in twice (%s); remove one of its credentials", uid, login.File))
 			}
 		}
 		alog := log.With("uid", uid)
@@ -193,28 +212,29 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		sender := bridge.NewSender(bridge.SenderConfig{
 			AccountUID: uid, API: client, Outbox: store.Outbox, State: store.State,
-			Publisher: pub, Subjects: subjects, Logger: alog,
+			Publisher: pub, Subjects: subjects, Logger: alog, Images: &images,
 		})
 		t.Go(fmt.Sprintf("sender %d", uid), func() error { return sender.Run(ctx) })
 		alog.Info("account running", "account", name, "subjects", fmt.Sprintf("%s.%d.>", subjects.Prefix, uid))
 	}
 
-	if cfg.HTTPAddr != "" {
-		srv := bridge.NewHTTPServer(cfg.HTTPAddr, reg, a.Ready, log)
+	var outboxes bridge.Outboxes
+	for _, acct := range a.Accounts {
+		outboxes = append(outboxes, acct.Outbox)
+	}
+	if cfg.TelegramToken != "" && cfg.TelegramChatID != "" {
+		tg, err := telegramSink(cfg, a, store, outboxes, srv, log)
+		if err != nil {
+			return fail(err)
+		}
+		t.Go("sink "+tg.Name(), func() error { return rt.Run(ctx, tg) })
+		t.Go("telegram replies", func() error { return tg.Run(ctx) })
+	}
+	if srv != nil {
 		// POST /api/v1/messages stays unmounted (404) while API_TOKEN is empty.
 		if cfg.APIToken != "" {
-			var outboxes []*bridge.Outbox
-			for _, acct := range a.Accounts {
-				outboxes = append(outboxes, acct.Outbox)
-			}
 			srv.Handle(bridge.MessagesPattern, bridge.NewAPI(bridge.APIConfig{Token: cfg.APIToken, Logger: log, Outboxes: outboxes}))
 		}
-		if err := srv.Listen(); err != nil {
-			cancel()
-			t.Wait()
-			return err
-		}
-		a.HTTPAddr = srv.Addr()
 		t.Go("HTTP server", func() error { return srv.Run(ctx) })
 	}
 	log.Info("bridge running", "accounts", len(a.Accounts), "poll_interval", cfg.PollInterval, "sinks", len(sinkList))

@@ -37,6 +37,8 @@ const DefaultAPIWait = 30 * time.Second
 
 // SendRequest is a message to send and where to.
 type SendRequest struct {
+	// AccountUID is the account that sends; zero means the outbox's own.
+	AccountUID  int64
 	SessionType int    // bilibili.SessionUser or bilibili.SessionGroup
 	TalkerID    uint64 // the user's mid or the fan group's id
 	// Command carries the text or image_url, the origin and, optionally,
@@ -96,6 +98,9 @@ type Outbox struct {
 // command that already finished returns its recorded result at once.
 // Errors are a *ValidationError for a bad request, or a failure to queue.
 func (o *Outbox) Submit(ctx context.Context, req SendRequest, wait time.Duration) (*SendOutcome, error) {
+	if req.AccountUID != 0 && req.AccountUID != o.AccountUID {
+		return nil, fmt.Errorf("outbox of account %d asked to send as account %d", o.AccountUID, req.AccountUID)
+	}
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -365,18 +370,40 @@ func (a *API) authorized(r *http.Request) bool {
 // answer to give.
 // outbox picks the account's outbox; uid 0 means "the only account".
 func (a *API) outbox(uid uint64) (*Outbox, string) {
+	o, err := Outboxes(a.cfg.Outboxes).For(int64(uid))
+	if err != nil {
+		return nil, err.Error()
+	}
+	return o, ""
+}
+
+// Outboxes are the outboxes of every account a bridge serves; Submit
+// routes a request by its AccountUID.
+type Outboxes []*Outbox
+
+// For returns the outbox of account uid; zero means the only one.
+func (os Outboxes) For(uid int64) (*Outbox, error) {
 	if uid == 0 {
-		if len(a.cfg.Outboxes) == 1 {
-			return a.cfg.Outboxes[0], ""
+		if len(os) == 1 {
+			return os[0], nil
 		}
-		return nil, fmt.Sprintf("account_uid is required: this bridge serves %d accounts", len(a.cfg.Outboxes))
+		return nil, fmt.Errorf("account_uid is required: this bridge serves %d accounts", len(os))
 	}
-	for _, o := range a.cfg.Outboxes {
-		if uint64(o.AccountUID) == uid {
-			return o, ""
+	for _, o := range os {
+		if o.AccountUID == uid {
+			return o, nil
 		}
 	}
-	return nil, fmt.Sprintf("account_uid %d is not an account this bridge serves", uid)
+	return nil, fmt.Errorf("account_uid %d is not an account this bridge serves", uid)
+}
+
+// Submit queues req on its account's outbox.
+func (os Outboxes) Submit(ctx context.Context, req SendRequest, wait time.Duration) (*SendOutcome, error) {
+	o, err := os.For(req.AccountUID)
+	if err != nil {
+		return nil, &ValidationError{Reason: err.Error()}
+	}
+	return o.Submit(ctx, req, wait)
 }
 
 // decodeAPIRequest reads and checks the body; it returns the request, the

@@ -72,6 +72,14 @@ func (s *HTTPServer) Listen() error {
 	return nil
 }
 
+// Close releases the listener of a server that will not Run.
+func (s *HTTPServer) Close() error {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Close()
+}
+
 // Addr is the bound address, after Listen.
 func (s *HTTPServer) Addr() string {
 	if s.ln == nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,9 @@ type ImageFetcher struct {
 	// AllowPrivateNetworks lets URLs reach loopback and private addresses
 	// (tests, or a trusted LAN image server).
 	AllowPrivateNetworks bool
+	// AllowAddrs are "ip:port" addresses reachable despite being local:
+	// the bridge's own HTTP server, which serves Telegram photos.
+	AllowAddrs []string
 	// Client replaces the HTTP client (tests); when set, the address check
 	// above is the caller's business.
 	Client *http.Client
@@ -139,7 +143,12 @@ func (f *ImageFetcher) client() *http.Client {
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	if !f.AllowPrivateNetworks {
-		dialer.Control = refusePrivate
+		dialer.Control = func(network, address string, c syscall.RawConn) error {
+			if slices.Contains(f.AllowAddrs, address) {
+				return nil
+			}
+			return refusePrivate(network, address, c)
+		}
 	}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,

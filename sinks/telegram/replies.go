@@ -249,7 +249,7 @@ func (s *Sink) handleUpdate(ctx context.Context, u *models.Update) error {
 		return s.reply(ctx, m, "⚠️ Only text and photos can be sent to Bilibili.")
 	}
 	for _, c := range cmds {
-		_, err := s.cfg.Outbox.Submit(ctx, bridge.SendRequest{SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: c}, 0)
+		_, err := s.cfg.Outbox.Submit(ctx, bridge.SendRequest{AccountUID: conv.UID, SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: c}, 0)
 		var ve *bridge.ValidationError
 		if errors.As(err, &ve) {
 			return s.reply(ctx, m, "❌ Not sent to Bilibili: "+ve.Reason)
@@ -324,7 +324,7 @@ func (s *Sink) command(ctx context.Context, m *models.Message, conv *convRef, cm
 		if s.cfg.MarkRead == nil {
 			return s.reply(ctx, m, "Marking read is not available on this bridge.")
 		}
-		if err := s.cfg.MarkRead(ctx, conv.SessionType, conv.TalkerID); err != nil {
+		if err := s.cfg.MarkRead(ctx, conv.UID, conv.SessionType, conv.TalkerID); err != nil {
 			s.log.Warn("/read failed", "conversation", conv.String(), "err", err)
 			return s.reply(ctx, m, "❌ Could not mark the conversation read on Bilibili; try again later.")
 		}

@@ -264,7 +264,7 @@ func TestCommandsAndOffsetDurability(t *testing.T) {
 		c.AllowedUsers = []int64{alice.ID}
 		c.Outbox = out
 		c.Status = func() string { return "login: ok; last poll: 3s ago; queue: 0" }
-		c.MarkRead = func(_ context.Context, st int, talker uint64) error {
+		c.MarkRead = func(_ context.Context, _ int64, st int, talker uint64) error {
 			marked = append(marked, strconv.Itoa(st)+"/"+strconv.FormatUint(talker, 10))
 			return nil
 		}

@@ -91,7 +91,10 @@ type Config struct {
 	// Status answers /status (login state, last good poll, queue depth).
 	Status func() string
 	// MarkRead answers /read: it marks the conversation read on Bilibili.
-	MarkRead func(ctx context.Context, sessionType int, talkerID uint64) error
+	MarkRead func(ctx context.Context, uid int64, sessionType int, talkerID uint64) error
+	// MultiAccount names the account in topic names: set it when the
+	// bridge serves more than one.
+	MultiAccount bool
 	// FileProxyURL is where FileHandler is reachable by the sender (for
 	// example https://bridge.example.com/telegram/files). Photo replies
 	// are passed to the outbox as <FileProxyURL>/<random id>, so the
@@ -482,7 +485,7 @@ func (s *Sink) topic(ctx context.Context, c *convRef) (int, error) {
 	if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Thread == 0 {
 		return s.createTopic(ctx, c)
 	}
-	if name := TopicName(c.Conversation); c.Name != "" && name != rec.Name {
+	if name := s.topicName(c); c.Name != "" && name != rec.Name {
 		if err := s.wait(ctx); err != nil {
 			return 0, err
 		}
@@ -497,11 +500,20 @@ func (s *Sink) topic(ctx context.Context, c *convRef) (int, error) {
 	return rec.Thread, nil
 }
 
+// topicName is TopicName, with the account when there is more than one.
+func (s *Sink) topicName(c *convRef) string {
+	if !s.cfg.MultiAccount {
+		return TopicName(c.Conversation)
+	}
+	suffix := " → " + strconv.FormatInt(c.UID, 10)
+	return truncRunes(TopicName(c.Conversation), maxTopicName-len([]rune(suffix))) + suffix
+}
+
 func (s *Sink) createTopic(ctx context.Context, c *convRef) (int, error) {
 	if err := s.wait(ctx); err != nil {
 		return 0, err
 	}
-	name := TopicName(c.Conversation)
+	name := s.topicName(c)
 	tp, err := s.bot.CreateForumTopic(ctx, &bot.CreateForumTopicParams{ChatID: s.cfg.ChatID, Name: name})
 	if err != nil {
 		return 0, s.verdict(err)
