@@ -362,3 +362,21 @@ func TestRepliesThroughRealOutbox(t *testing.T) {
 		t.Fatalf("%d commands on BILI_OUTBOX, want 1 (the stranger's must not be there)", info.State.Msgs)
 	}
 }
+
+func TestGatewayReconnectsAndResumes(t *testing.T) {
+	e := newEnv(t, discordtest.TypeText)
+	running(t, e)
+	deliver(t, e.sink(t), message(t, 1, "hi team"))
+	thread := e.onlyThread(t).ID
+	e.fake.Drop()
+	bridgetest.Eventually(t, "resumed", func() bool { return e.fake.Resumes() >= 1 && e.fake.Connected() == 1 })
+	e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: "after the reconnect"})
+	bridgetest.Eventually(t, "reply after reconnect", func() bool {
+		for _, r := range e.outbox.requests() {
+			if r.Command.Text == "after the reconnect" {
+				return true
+			}
+		}
+		return false
+	})
+}

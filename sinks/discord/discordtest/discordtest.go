@@ -145,6 +145,7 @@ type Server struct {
 	gw        []*gwConn
 	identify  []Identify
 	beats     int
+	resumes   int
 }
 
 // Identify is what a client sent in op 2.
@@ -843,6 +844,9 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 			if ok && p.Op == 2 {
 				s.identify = append(s.identify, Identify{Token: id.Token, Intents: id.Intents})
 			}
+			if ok && p.Op == 6 {
+				s.resumes++
+			}
 			s.mu.Unlock()
 			if !ok {
 				_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4004, "Authentication failed."))
@@ -862,6 +866,25 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// Drop closes every gateway connection abruptly, as a network failure
+// would; discordgo then reconnects and resumes (op 6).
+func (s *Server) Drop() {
+	s.mu.Lock()
+	conns := slices.Clone(s.gw)
+	s.gw = nil
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.ws.UnderlyingConn().Close()
+	}
+}
+
+// Resumes returns how many op 6 resumes were answered.
+func (s *Server) Resumes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumes
 }
 
 // Identifies returns the op 2 payloads received.
