@@ -90,9 +90,6 @@ func Run(ctx context.Context, opts Options) error {
 	if len(opts.Accounts) == 0 {
 		return errors.New("no Bilibili account to serve")
 	}
-	if cfg.DiscordToken != "" {
-		log.Warn("DISCORD_BOT_TOKEN is set, but this version has no Discord sink yet; it is ignored")
-	}
 	sinkList, err := webhookSinks(cfg, log)
 	if err != nil {
 		return err
@@ -229,6 +226,14 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		t.Go("sink "+tg.Name(), func() error { return rt.Run(ctx, tg) })
 		t.Go("telegram replies", func() error { return tg.Run(ctx) })
+	}
+	if cfg.DiscordToken != "" || cfg.DiscordChannelID != "" {
+		dc, err := discordSink(cfg, a, store, log)
+		if err != nil {
+			return fail(err)
+		}
+		t.Go("sink "+dc.Name(), func() error { return rt.Run(ctx, dc) })
+		t.Go("discord gateway", func() error { return dc.Run(ctx) })
 	}
 	if srv != nil {
 		// POST /api/v1/messages stays unmounted (404) while API_TOKEN is empty.

@@ -1,0 +1,41 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/config"
+	"github.com/bilibridge/bilibridge/sinks/discord"
+)
+
+// discordSink builds the Discord sink from DISCORD_*; replies go to the
+// account whose conversation the thread belongs to.
+func discordSink(cfg *config.Config, a *App, store *bridge.Store, log *slog.Logger) (*discord.Sink, error) {
+	dc, err := discord.New(discord.Config{
+		Token: cfg.DiscordToken, ChannelID: strings.TrimSpace(cfg.DiscordChannelID), APIURL: cfg.DiscordAPIURL,
+		AllowedUsers: discord.SplitIDs(cfg.DiscordAllowedUsers), AllowedRoles: discord.SplitIDs(cfg.DiscordAllowedRoles),
+		State: store.State,
+		Outboxes: func(uid int64) discord.Outbox {
+			if acct := a.account(uid); acct != nil {
+				return acct.Outbox
+			}
+			return nil // an untyped nil: replies off for an unknown account
+		},
+		Status: func() string { return a.statusText(context.Background()) },
+		MarkRead: func(ctx context.Context, uid int64, st int, talker, seqno uint64) error {
+			acct := a.account(uid)
+			if acct == nil {
+				return fmt.Errorf("account %d is not served by this bridge", uid)
+			}
+			return acct.Client.UpdateAck(ctx, st, talker, seqno)
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("DISCORD_BOT_TOKEN / DISCORD_CHANNEL_ID: %w", err)
+	}
+	return dc, nil
+}
