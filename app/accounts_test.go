@@ -28,18 +28,11 @@ func TestTwoAccountsInOneProcess(t *testing.T) {
 	fake.AddUser(bilitest.User{UID: fanB, Name: "fan of B", FollowsAccount: true})
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.APIToken = "tok"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	started := make(chan *app.App, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{Config: cfg, HTTPClient: fake.Client(), Started: func(a *app.App) { started <- a },
-			Accounts: []config.Login{
-				{Credentials: bilibili.Credentials{SESSDATA: "sess-a", BiliJct: "jct-a"}},
-				{Credentials: bilibili.Credentials{SESSDATA: "sess-b", BiliJct: "jct-b"}},
-			}})
-	}()
-	a := <-started
+	r := startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{
+		{Credentials: bilibili.Credentials{SESSDATA: "sess-a", BiliJct: "jct-a"}},
+		{Credentials: bilibili.Credentials{SESSDATA: "sess-b", BiliJct: "jct-b"}},
+	}})
+	a := r.app
 	if len(a.Accounts) != 2 || a.Accounts[0].UID != uidA || a.Accounts[1].UID != uidB {
 		t.Fatalf("accounts %+v", a.Accounts)
 	}
@@ -100,8 +93,7 @@ func TestTwoAccountsInOneProcess(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 }

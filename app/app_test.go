@@ -30,39 +30,44 @@ const (
 // running is one app.Run in the background.
 type running struct {
 	app  *app.App
-	stop func() error
+	stop func() error // cancels Run and returns its error; safe to call twice
 }
 
+// defaultLogin is the account every fake in these tests knows.
+var defaultLogin = config.Login{Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}}
+
+// start runs the bridge with cfg against fake as defaultLogin.
 func start(t *testing.T, cfg *config.Config, fake *bilitest.Server) *running {
+	t.Helper()
+	return startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
+}
+
+// startApp runs app.Run with opts until the test ends (or stop), and
+// returns once it reported itself started.
+func startApp(t *testing.T, opts app.Options) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *app.App, 1)
+	opts.Started = func(a *app.App) { started <- a }
 	var runErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
+	var once sync.Once
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		runErr = app.Run(ctx, app.Options{
-			Config:     cfg,
-			Accounts:   []config.Login{{Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}}},
-			HTTPClient: fake.Client(),
-			Started:    func(a *app.App) { started <- a },
-		})
+		defer close(done)
+		runErr = app.Run(ctx, opts)
 	}()
 	stop := func() error {
-		cancel()
-		wg.Wait()
+		once.Do(func() { cancel(); <-done })
 		return runErr
 	}
+	t.Cleanup(func() { stop() })
 	select {
 	case a := <-started:
-		r := &running{app: a, stop: stop}
-		t.Cleanup(func() { stop() })
-		return r
-	case <-time.After(20 * time.Second):
-		cancel()
-		wg.Wait()
-		t.Fatalf("app did not start: %v", runErr)
+		return &running{app: a, stop: stop}
+	case <-done:
+		t.Fatalf("app stopped before it started: %v", runErr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("app did not start")
 	}
 	return nil
 }
@@ -207,15 +212,8 @@ func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, fake, dir)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	started := make(chan *app.App, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{Config: cfg, Accounts: []config.Login{{Credentials: old, File: file}}, HTTPClient: fake.Client(),
-			Started: func(a *app.App) { started <- a }})
-	}()
-	a := <-started
+	r := startApp(t, app.Options{Config: cfg, Accounts: []config.Login{{Credentials: old, File: file}}, HTTPClient: fake.Client()})
+	a := r.app
 	base := "http://" + a.HTTPAddr
 	fake.SetLoginValid(uid, false)
 	bridgetest.Eventually(t, "login_valid 0", func() bool {
@@ -253,8 +251,7 @@ func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
 	if fmt.Sprint(states) != "[login_expired logged_in]" {
 		t.Errorf("status events %v", states)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 }

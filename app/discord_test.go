@@ -1,12 +1,10 @@
 package app_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/bilibridge/bilibridge/app"
-	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/config"
@@ -28,15 +26,7 @@ func TestDiscordInbox(t *testing.T) {
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.DiscordToken, cfg.DiscordChannelID, cfg.DiscordAPIURL = "discord-bot-token", channel, dc.URL
 	cfg.DiscordAllowedUsers = "800000000000000001"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	started := make(chan *app.App, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{Config: cfg, HTTPClient: fake.Client(), Started: func(a *app.App) { started <- a },
-			Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}}}})
-	}()
-	<-started
+	r := startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
 
 	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("hi @everyone")})
 	var thread string
@@ -68,8 +58,7 @@ func TestDiscordInbox(t *testing.T) {
 	if s := fake.Sent(uid)[0]; !strings.Contains(s.Content, "on it!") || s.ReceiverID != uint64(friend) {
 		t.Errorf("Bilibili got %+v", s)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -59,16 +58,10 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.APIToken, cfg.WebhookSecret, cfg.WebhookURLs = apiToken, whsecret, hook.URL+"/in?token="+hookToken
 	var logs lockedBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan *app.App, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{Config: cfg, HTTPClient: fake.Client(),
-			Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-			Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: sessdata, BiliJct: jct, RefreshToken: "refresh-sekret"}}},
-			Started:  func(a *app.App) { started <- a }})
-	}()
-	a := <-started
+	r := startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(),
+		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: sessdata, BiliJct: jct, RefreshToken: "refresh-sekret"}}}})
+	a := r.app
 	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("hi")})
 	req, _ := http.NewRequest(http.MethodPost, "http://"+a.HTTPAddr+"/api/v1/messages?wait=true",
 		strings.NewReader(fmt.Sprintf(`{"session_type":1,"talker_id":"%d","text":"reply"}`, friend)))
@@ -81,8 +74,7 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 	bridgetest.Eventually(t, "a failed webhook attempt in the log", func() bool { return strings.Contains(logs.String(), "will retry") })
 	fake.SetLoginValid(uid, false)
 	bridgetest.Eventually(t, "the expiry in the log", func() bool { return strings.Contains(logs.String(), "login expired") })
-	cancel()
-	<-done
+	r.stop()
 	out := logs.String()
 	for _, secret := range []string{sessdata, "SeSsDaTa", jct, apiToken, whsecret, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", hookToken, "refresh-sekret"} {
 		if strings.Contains(out, secret) {

@@ -1,12 +1,10 @@
 package app_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/bilibridge/bilibridge/app"
-	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/config"
@@ -31,15 +29,7 @@ func TestTelegramInbox(t *testing.T) {
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.TelegramToken, cfg.TelegramChatID, cfg.TelegramAPIURL = tg.Token, "-1001234567890", tg.URL
 	cfg.TelegramAllowedUsers = "777"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	started := make(chan *app.App, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{Config: cfg, HTTPClient: fake.Client(), Started: func(a *app.App) { started <- a },
-			Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}}}})
-	}()
-	<-started
+	r := startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
 
 	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("hello <team>")})
 	var thread int
@@ -70,8 +60,7 @@ func TestTelegramInbox(t *testing.T) {
 	if !strings.Contains(sent[0].Content, "thanks, we will look") || sent[0].ReceiverID != uint64(friend) {
 		t.Errorf("Bilibili got %+v", sent[0])
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(fake.Sent(uid)); n != 1 {
