@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -43,7 +44,11 @@ type RuntimeConfig struct {
 	AckWait time.Duration
 	// MaxPending bounds events in flight per sink (across conversations).
 	MaxPending int
-	// DeliverTimeout bounds one Deliver call; default 2 min.
+	// MaxBatch bounds the events handed to a sinks.Batcher at once;
+	// default 20, 1 turns batching off.
+	MaxBatch int
+	// DeliverTimeout bounds one Deliver (or DeliverBatch) call; default
+	// 2 min.
 	DeliverTimeout time.Duration
 	Metrics        *SinkMetrics
 	Logger         *slog.Logger
@@ -61,6 +66,14 @@ type RuntimeConfig struct {
 // waits until the earlier one was delivered or dead-lettered), retries
 // with backoff that honour the platform's retry-after, and dead letters
 // after the last attempt.
+//
+// A sink that implements sinks.Batcher gets a conversation's backlog in
+// batches: when more than one event of a conversation waits, the leading
+// message events (up to MaxBatch, stopping at any other type) go to one
+// DeliverBatch call, with the retries of a single event. Success acks
+// them all; after the last attempt each is dead-lettered; a permanent
+// failure is not blamed on the whole batch: its events are then
+// delivered one at a time, so only the bad one is dead-lettered.
 type Runtime struct {
 	cfg RuntimeConfig
 	log *slog.Logger
@@ -79,6 +92,9 @@ func NewRuntime(cfg RuntimeConfig) *Runtime {
 	}
 	if cfg.DeliverTimeout <= 0 {
 		cfg.DeliverTimeout = 2 * time.Minute
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 20
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewSinkMetrics(nil)
@@ -205,6 +221,7 @@ func (d *dispatcher) work(key string, q *convQueue) {
 	}()
 	stopKeepAlive := d.keepAlive(q)
 	defer stopKeepAlive()
+	batcher, _ := d.sink.(sinks.Batcher)
 	for {
 		d.mu.Lock()
 		if len(q.msgs) == 0 || d.ctx.Err() != nil {
@@ -213,14 +230,39 @@ func (d *dispatcher) work(key string, q *convQueue) {
 			return
 		}
 		msg := q.msgs[0]
+		var head []jetstream.Msg
+		if batcher != nil && len(q.msgs) > 1 && d.rt.cfg.MaxBatch > 1 {
+			// dispatch only appends: the copied head stays the head.
+			head = slices.Clone(q.msgs[:min(len(q.msgs), d.rt.cfg.MaxBatch)])
+		}
 		d.mu.Unlock()
-		if !d.deliver(msg) {
+		done := 1
+		if msgs, evs := batchPrefix(head); len(msgs) > 1 {
+			if !d.deliverBatch(batcher, msgs, evs) {
+				return
+			}
+			done = len(msgs)
+		} else if !d.deliver(msg) {
 			return // shutting down: unacked events are redelivered later
 		}
 		d.mu.Lock()
-		q.msgs = q.msgs[1:]
+		q.msgs = q.msgs[done:]
 		d.mu.Unlock()
 	}
+}
+
+// batchPrefix returns the leading message events of msgs, parsed: the
+// events a Batcher may get together.
+func batchPrefix(msgs []jetstream.Msg) ([]jetstream.Msg, []events.Event) {
+	var evs []events.Event
+	for _, m := range msgs {
+		ev, err := events.Parse(m.Data())
+		if err != nil || ev.Type != events.TypeMessage {
+			break
+		}
+		evs = append(evs, ev)
+	}
+	return msgs[:len(evs)], evs
 }
 
 // keepAlive tells JetStream, every half AckWait, that the conversation's
@@ -311,6 +353,97 @@ func (d *dispatcher) deliver(msg jetstream.Msg) bool {
 		}
 		attempt++
 	}
+}
+
+// deliverBatch delivers the events of msgs (evs, parsed) with one
+// DeliverBatch call per attempt, under the policy of deliver, and reports
+// whether they are all done. False means shutdown.
+func (d *dispatcher) deliverBatch(b sinks.Batcher, msgs []jetstream.Msg, evs []events.Event) bool {
+	m := d.rt.cfg.Metrics
+	attempt := 1
+	published := make([]time.Time, len(msgs))
+	for i, msg := range msgs {
+		if meta, err := msg.Metadata(); err == nil {
+			attempt = max(attempt, int(meta.NumDelivered))
+			published[i] = meta.Timestamp
+		}
+	}
+	maxAttempts := len(d.rt.cfg.Schedule) + 1
+	for {
+		ctx, cancel := context.WithTimeout(d.ctx, d.rt.cfg.DeliverTimeout)
+		err := safeDeliverBatch(ctx, b, evs)
+		cancel()
+		if err == nil {
+			for i, msg := range msgs {
+				if !d.ack(msg) {
+					return false
+				}
+				m.delivered.WithLabelValues(d.name).Inc()
+				if !published[i].IsZero() {
+					m.latency.WithLabelValues(d.name).Observe(time.Since(published[i]).Seconds())
+				}
+			}
+			return true
+		}
+		if d.ctx.Err() != nil {
+			return false
+		}
+		retry, after, disable := sinks.Verdict(err)
+		log := d.log.With("events", len(evs), "first", evs[0].ID, "last", evs[len(evs)-1].ID, "attempt", attempt, "err", err)
+		switch {
+		case disable:
+			log.Error("sink disabled until restart; dead-lettering the batch")
+			for i, msg := range msgs {
+				d.deadLetter(msg, evs[i], err.Error(), attempt)
+			}
+			if d.rt.cfg.Disabled != nil {
+				d.rt.cfg.Disabled(d.ctx, d.name, err)
+			}
+			d.cancel()
+			return false
+		case !retry:
+			// Likely one bad event: the others must not be dead-lettered
+			// with it. One at a time, each gets its own verdict (the sink
+			// is idempotent: those already posted are not posted again).
+			log.Warn("batch delivery failed for good; delivering its events one at a time")
+			for _, msg := range msgs {
+				if !d.deliver(msg) {
+					return false
+				}
+			}
+			return true
+		case attempt >= maxAttempts:
+			m.failed.WithLabelValues(d.name).Add(float64(len(msgs)))
+			log.Warn("batch delivery failed; dead-lettering its events")
+			for i, msg := range msgs {
+				if !d.deadLetter(msg, evs[i], err.Error(), attempt) {
+					return false
+				}
+			}
+			return true
+		}
+		wait := after
+		if wait <= 0 {
+			wait = jitter(d.rt.cfg.Schedule[attempt-1])
+		}
+		m.retried.WithLabelValues(d.name).Inc()
+		log.Info("batch delivery failed; will retry", "retry_in", wait)
+		select {
+		case <-d.ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		attempt++
+	}
+}
+
+func safeDeliverBatch(ctx context.Context, b sinks.Batcher, evs []events.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = sinks.Permanent(fmt.Errorf("sink panicked: %v", p))
+		}
+	}()
+	return b.DeliverBatch(ctx, evs)
 }
 
 // safeDeliver keeps a panicking sink from taking the process down.

@@ -26,6 +26,18 @@ type Sink interface {
 	Deliver(ctx context.Context, ev events.Event) error
 }
 
+// Batcher is implemented by sinks that can deliver several events of a
+// conversation at once (a chat that merges a backlog into fewer
+// messages). The runtime uses it when a conversation has a backlog.
+type Batcher interface {
+	// DeliverBatch delivers evs: two or more consecutive events of one
+	// conversation, in order. A nil error means all were delivered; an
+	// error's verdict (see Verdict) applies to the whole batch. The sink
+	// must be idempotent per event: a retried batch may hold events it
+	// already posted, and they must not be posted again.
+	DeliverBatch(ctx context.Context, evs []events.Event) error
+}
+
 // Filter is implemented by sinks that want only some events.
 type Filter interface {
 	// Subjects returns the subject filters of the events the sink wants,

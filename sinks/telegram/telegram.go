@@ -18,6 +18,7 @@
 //	tg.thread.<chat>.<thread>                       → conversation of a topic
 //	tg.conv.<chat>.<message id>                     → conversation of a posted message (flat chats)
 //	tg.msg.<chat>.<event id>                        → Telegram messages posted for an event
+//	tg.merged.<chat>.<message id>                   → the parts of a merged message (DeliverBatch)
 //	tg.echo.<uid>.<msg_key>                         → a reply sent from Telegram, not to be posted again
 //	tg.offset.<chat>                                → last update handled (Run)
 //	tg.file.<id>                                    → a photo reply served by FileHandler
@@ -112,6 +113,9 @@ type Config struct {
 	// Forum, when set, says whether the chat is a forum instead of asking
 	// Telegram (getChat) on first use.
 	Forum *bool
+	// Location is the time zone of the times shown in merged messages;
+	// default time.Local.
+	Location *time.Location
 }
 
 // Sink delivers events to one Telegram chat. It implements sinks.Sink and
@@ -175,6 +179,9 @@ func New(cfg Config) (*Sink, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.Local
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -276,6 +283,10 @@ type postedRecord struct {
 	IDs       []int  `json:"ids"`
 	FirstHTML string `json:"first_html,omitempty"`
 	FirstIsPh bool   `json:"first_is_photo,omitempty"`
+	// Merged: the event is part Part of a merged message, IDs[0]
+	// (DeliverBatch).
+	Merged bool `json:"merged,omitempty"`
+	Part   int  `json:"part,omitempty"`
 }
 
 // post sends the parts of an event once: what was posted is recorded
@@ -284,7 +295,7 @@ type postedRecord struct {
 // conv nil posts to the General topic (or the chat). thread, when not
 // zero, is the topic to use when conv is nil.
 func (s *Sink) post(ctx context.Context, eventID string, conv *convRef, thread int, render func(flat bool) []part) error {
-	key := "tg.msg." + s.chatTok + "." + keyToken(eventID)
+	key := s.msgKey(eventID)
 	var rec postedRecord
 	if e, err := s.cfg.State.Get(ctx, key); err == nil {
 		if json.Unmarshal(e.Value(), &rec) == nil && rec.Done {
@@ -540,7 +551,7 @@ func (s *Sink) lookupTopic(ctx context.Context, c *convRef) int {
 }
 
 func (s *Sink) deliverRecall(ctx context.Context, id string, d events.RecallData) error {
-	key := "tg.msg." + s.chatTok + "." + keyToken(events.MessageID(d.AccountUID, d.RecalledMsgKey))
+	key := s.msgKey(events.MessageID(d.AccountUID, d.RecalledMsgKey))
 	e, err := s.cfg.State.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		s.log.Debug("recall of a message that was not posted here", "event", id)
@@ -553,9 +564,12 @@ func (s *Sink) deliverRecall(ctx context.Context, id string, d events.RecallData
 	if err := json.Unmarshal(e.Value(), &rec); err != nil || len(rec.IDs) == 0 {
 		return nil
 	}
-	note := "🚫 <i>Recalled by the sender</i>"
+	note := noteRecalled
 	if d.BySystem {
-		note = "🚫 <i>Removed by Bilibili</i>"
+		note = noteRemoved
+	}
+	if rec.Merged {
+		return s.recallMerged(ctx, id, rec, note)
 	}
 	limit := maxText
 	if rec.FirstIsPh {
@@ -576,14 +590,7 @@ func (s *Sink) deliverRecall(ctx context.Context, id string, d events.RecallData
 		_, err = s.bot.EditMessageText(ctx, &bot.EditMessageTextParams{ChatID: s.cfg.ChatID, MessageID: rec.IDs[0], Text: edited, ParseMode: models.ParseModeHTML,
 			LinkPreviewOptions: &models.LinkPreviewOptions{IsDisabled: bot.True()}})
 	}
-	switch {
-	case err == nil, err != nil && strings.Contains(err.Error(), "message is not modified"):
-		return nil
-	case strings.Contains(err.Error(), "message to edit not found"):
-		s.log.Info("the recalled message is gone from the chat", "event", id)
-		return nil
-	}
-	return s.verdict(err)
+	return s.editResult(id, err)
 }
 
 // deliverResult shows a send result on the Telegram message the reply
