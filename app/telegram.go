@@ -46,6 +46,12 @@ func telegramSink(cfg *config.Config, a *App, store *bridge.Store, outboxes brid
 			return acct.Client.UpdateAck(ctx, st, talker, s.MaxSeqno)
 		},
 	}
+	if cfg.TelegramWebhookURL != "" {
+		if srv == nil {
+			return nil, fmt.Errorf("TELEGRAM_WEBHOOK_URL needs HTTP_ADDR: Telegram posts updates to the bridge's HTTP server")
+		}
+		tcfg.WebhookURL, tcfg.WebhookSecret = cfg.TelegramWebhookURL, cfg.TelegramWebhookSecret
+	}
 	if srv != nil {
 		// Photos reach the sender through the bridge's own HTTP server, so
 		// the file URL (which holds the bot token) never leaves the process.
@@ -57,6 +63,9 @@ func telegramSink(cfg *config.Config, a *App, store *bridge.Store, outboxes brid
 	}
 	if srv != nil {
 		srv.Handle("GET /telegram/files/{id}", tg.FileHandler())
+		if tcfg.WebhookURL != "" {
+			srv.Handle("POST /telegram/webhook", tg.WebhookHandler())
+		}
 	}
 	return tg, nil
 }

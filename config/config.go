@@ -50,10 +50,12 @@ type Config struct {
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"health, metrics and API; empty = off"`
 	APIToken string `envconfig:"API_TOKEN" desc:"bearer token for /api/*; the API is off while it is empty"`
 
-	TelegramToken        string `envconfig:"TELEGRAM_BOT_TOKEN" desc:"enables the Telegram sink (with TELEGRAM_CHAT_ID)"`
-	TelegramChatID       string `envconfig:"TELEGRAM_CHAT_ID" desc:"the forum supergroup (or chat) to post to"`
-	TelegramAPIURL       string `envconfig:"TELEGRAM_API_URL" default:"https://api.telegram.org" desc:"Bot API base URL"`
-	TelegramAllowedUsers string `envconfig:"TELEGRAM_ALLOWED_USERS" desc:"Telegram user ids whose messages are sent to Bilibili; empty = no replies"`
+	TelegramToken         string `envconfig:"TELEGRAM_BOT_TOKEN" desc:"enables the Telegram sink (with TELEGRAM_CHAT_ID)"`
+	TelegramChatID        string `envconfig:"TELEGRAM_CHAT_ID" desc:"the forum supergroup (or chat) to post to"`
+	TelegramAPIURL        string `envconfig:"TELEGRAM_API_URL" default:"https://api.telegram.org" desc:"Bot API base URL"`
+	TelegramAllowedUsers  string `envconfig:"TELEGRAM_ALLOWED_USERS" desc:"Telegram user ids whose messages are sent to Bilibili; empty = no replies"`
+	TelegramWebhookURL    string `envconfig:"TELEGRAM_WEBHOOK_URL" desc:"public https URL that reaches POST /telegram/webhook; set: updates by webhook instead of long polling"`
+	TelegramWebhookSecret string `envconfig:"TELEGRAM_WEBHOOK_SECRET" desc:"secret token Telegram sends with webhook calls (1-256 of A-Z a-z 0-9 _ -); required with TELEGRAM_WEBHOOK_URL"`
 
 	DiscordToken        string `envconfig:"DISCORD_BOT_TOKEN" desc:"enables the Discord sink (with DISCORD_CHANNEL_ID)"`
 	DiscordChannelID    string `envconfig:"DISCORD_CHANNEL_ID" desc:"the text or forum channel to post to"`
@@ -73,7 +75,7 @@ type Config struct {
 func (c Config) String() string {
 	redacted := c
 	for _, s := range []*string{&redacted.SESSDATA, &redacted.BiliJct, &redacted.RefreshToken, &redacted.APIToken,
-		&redacted.TelegramToken, &redacted.DiscordToken, &redacted.WebhookSecret} {
+		&redacted.TelegramToken, &redacted.TelegramWebhookSecret, &redacted.DiscordToken, &redacted.WebhookSecret} {
 		if *s != "" {
 			*s = "(set)"
 		}

@@ -47,13 +47,21 @@ const maxUpdateAttempts = 5
 // so handling an update twice sends it to Bilibili once.
 //
 // Only one process may poll a bot: a second one gets 409 Conflict.
+//
+// With Config.WebhookURL set, Run instead registers the webhook
+// (setWebhook with the secret token, message updates only, one connection
+// at a time so that updates come in order) and waits for ctx to end;
+// WebhookHandler then receives the updates. Without it, Run deletes any
+// webhook left from webhook mode before polling.
 func (s *Sink) Run(ctx context.Context) error {
+	if s.cfg.WebhookURL != "" {
+		return s.runWebhook(ctx)
+	}
 	if _, err := s.bot.DeleteWebhook(ctx, &bot.DeleteWebhookParams{}); err != nil && ctx.Err() == nil {
 		s.log.Warn("deleteWebhook failed", "err", s.scrub(err))
 	}
 	offset := s.loadOffset(ctx)
 	var backoff time.Duration
-	failures := map[int64]int{}
 	s.log.Info("polling Telegram for replies", "offset", offset, "replies", s.repliesOn())
 	for ctx.Err() == nil {
 		if backoff > 0 {
@@ -88,27 +96,45 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		backoff = 0
 		for _, u := range ups {
-			if u.ID <= offset {
-				continue
-			}
-			if err := s.handleUpdate(ctx, u); err != nil {
+			if n, err := s.process(ctx, u); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
-				failures[u.ID]++
-				if failures[u.ID] < maxUpdateAttempts {
-					s.log.Warn("handling a Telegram update failed; will retry", "update", u.ID, "err", err)
-					backoff = time.Duration(failures[u.ID]) * 2 * time.Second
-					break
-				}
-				s.log.Error("handling a Telegram update failed; skipping it", "update", u.ID, "err", err)
+				backoff = time.Duration(n) * 2 * time.Second
+				break
 			}
-			delete(failures, u.ID)
-			offset = u.ID
-			s.saveOffset(ctx, offset)
+			offset = max(offset, u.ID)
 		}
 	}
 	return nil
+}
+
+// process handles update u once, in update_id order, for Run and
+// WebhookHandler alike: an update at or below the recorded offset
+// (tg.offset.<chat>) was handled already and is skipped; the offset is
+// recorded after u was handled, or after it failed maxUpdateAttempts
+// times (it is then skipped). An error means "offer u again later";
+// failures is how often it failed so far.
+func (s *Sink) process(ctx context.Context, u *models.Update) (failures int, err error) {
+	s.updMu.Lock()
+	defer s.updMu.Unlock()
+	if u.ID <= s.loadOffset(ctx) {
+		return 0, nil
+	}
+	if err := s.handleUpdate(ctx, u); err != nil {
+		if ctx.Err() != nil {
+			return 0, err
+		}
+		s.failures[u.ID]++
+		if n := s.failures[u.ID]; n < maxUpdateAttempts {
+			s.log.Warn("handling a Telegram update failed; will retry", "update", u.ID, "err", err)
+			return n, err
+		}
+		s.log.Error("handling a Telegram update failed; skipping it", "update", u.ID, "err", err)
+	}
+	delete(s.failures, u.ID)
+	s.saveOffset(ctx, u.ID)
+	return 0, nil
 }
 
 func (s *Sink) offsetKey() string { return "tg.offset." + s.chatTok }

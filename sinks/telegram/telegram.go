@@ -24,7 +24,8 @@
 //	tg.file.<id>                                    → a photo reply served by FileHandler
 //	tg.repliesoff.<chat>                            → the "replies are off" notice was posted
 //
-// Outbound, Run long-polls getUpdates and turns the allowed users'
+// Outbound, Run long-polls getUpdates (or, with a webhook URL, registers
+// the webhook that WebhookHandler serves) and turns the allowed users'
 // messages into send commands; see Run.
 package telegram
 
@@ -116,6 +117,14 @@ type Config struct {
 	// Location is the time zone of the times shown in merged messages;
 	// default time.Local.
 	Location *time.Location
+	// WebhookURL, when set, is the public https URL where Telegram posts
+	// updates (WebhookHandler must be served there) instead of Run
+	// polling getUpdates.
+	WebhookURL string
+	// WebhookSecret is the secret token Telegram sends with every webhook
+	// call (1-256 characters: A-Z, a-z, 0-9, _ and -); required with
+	// WebhookURL. It never appears in logs or errors.
+	WebhookSecret string
 }
 
 // Sink delivers events to one Telegram chat. It implements sinks.Sink and
@@ -134,6 +143,10 @@ type Sink struct {
 
 	forumMu sync.Mutex
 	forum   *bool
+
+	// updMu orders the handling of updates (process).
+	updMu    sync.Mutex
+	failures map[int64]int // update_id → failed attempts
 }
 
 var (
@@ -161,6 +174,14 @@ func New(cfg Config) (*Sink, error) {
 			return nil, errors.New("telegram: the file proxy URL must be an absolute http(s) URL")
 		}
 		cfg.FileProxyURL = strings.TrimRight(cfg.FileProxyURL, "/")
+	}
+	if cfg.WebhookURL != "" {
+		if !strings.HasPrefix(cfg.WebhookURL, "https://") || !httpURL(cfg.WebhookURL) {
+			return nil, errors.New("telegram: the webhook URL must be an absolute https URL")
+		}
+		if !validSecretToken(cfg.WebhookSecret) {
+			return nil, errors.New("telegram: webhook mode needs a secret token of 1-256 characters A-Z, a-z, 0-9, _ and -")
+		}
 	}
 	if cfg.FileTTL <= 0 {
 		cfg.FileTTL = 24 * time.Hour
@@ -197,6 +218,8 @@ func New(cfg Config) (*Sink, error) {
 		limiter: rate.NewLimiter(rate.Limit(cfg.RatePerMinute/60), cfg.Burst),
 		allowed: map[int64]bool{},
 		forum:   cfg.Forum,
+
+		failures: map[int64]int{},
 	}
 	s.log = cfg.Logger.With("sink", s.name)
 	for _, u := range cfg.AllowedUsers {

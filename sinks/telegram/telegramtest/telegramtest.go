@@ -151,7 +151,15 @@ type Server struct {
 	badURLs   map[string]bool
 	nextFile  int
 	notify    chan struct{}
-	webhook   string
+	webhook   Webhook
+}
+
+// Webhook is the webhook set with setWebhook.
+type Webhook struct {
+	URL            string
+	SecretToken    string
+	AllowedUpdates string // the raw JSON array
+	MaxConnections int
 }
 
 type fileEntry struct {
@@ -367,6 +375,59 @@ func (s *Server) UserPhoto(chat int64, thread, replyTo int, from User, data []by
 			{FileID: id, FileUniqueID: "u" + strconv.Itoa(n), Width: 800, Height: 800, FileSize: len(data)},
 		}
 	})
+}
+
+// Webhook returns the webhook set (zero when none).
+func (s *Server) Webhook() Webhook {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.webhook
+}
+
+// PostUpdate posts update (a models.Update or raw JSON) to h as Telegram
+// calls a webhook: POST, JSON body, the secret token in
+// X-Telegram-Bot-Api-Secret-Token (none when secret is empty). It returns
+// the answer's status code.
+func PostUpdate(h http.Handler, secret string, update any) int {
+	body, ok := update.(json.RawMessage)
+	if !ok {
+		var err error
+		if body, err = json.Marshal(update); err != nil {
+			panic(err)
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, "https://bridge.example/telegram/webhook", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	if secret != "" {
+		req.Header.Set("X-Telegram-Bot-Api-Secret-Token", secret)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// PushUpdate posts the oldest queued update to h with the webhook's
+// secret token, as Telegram does once a webhook is set, and forgets it
+// when h answered 200 (Telegram posts it again otherwise). It returns the
+// status code, or 0 when no update is queued.
+func (s *Server) PushUpdate(h http.Handler) int {
+	s.mu.Lock()
+	if len(s.updates) == 0 {
+		s.mu.Unlock()
+		return 0
+	}
+	raw, id, secret := s.updates[0], s.updateIDs[0], s.webhook.SecretToken
+	s.mu.Unlock()
+	code := PostUpdate(h, secret, raw)
+	if code == http.StatusOK {
+		s.mu.Lock()
+		if len(s.updateIDs) > 0 && s.updateIDs[0] == id {
+			s.updates, s.updateIDs = s.updates[1:], s.updateIDs[1:]
+			s.confirmed = max(s.confirmed, id)
+		}
+		s.mu.Unlock()
+	}
+	return code
 }
 
 // InjectUpdate queues a raw update; its update_id is assigned.
@@ -646,7 +707,7 @@ func (s *Server) getUpdates(r *http.Request, p map[string]string) (any, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		s.mu.Lock()
-		if s.webhook != "" {
+		if s.webhook.URL != "" {
 			s.mu.Unlock()
 			return nil, &apiError{409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"}
 		}
@@ -684,10 +745,21 @@ func (s *Server) call(method string, p map[string]string, files map[string][]byt
 	case "getMe":
 		return models.User{ID: BotID, IsBot: true, FirstName: "bilibridge", Username: "bilibridge_bot"}, nil
 	case "deleteWebhook":
-		s.webhook = ""
+		s.webhook = Webhook{}
 		return true, nil
 	case "setWebhook":
-		s.webhook = p["url"]
+		if p["url"] == "" {
+			s.webhook = Webhook{}
+			return true, nil
+		}
+		if !strings.HasPrefix(p["url"], "https://") {
+			return nil, badRequest("bad webhook: An HTTPS URL must be provided for webhook")
+		}
+		if t := p["secret_token"]; len(t) > 256 || strings.Trim(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+			return nil, badRequest("bad webhook: secret token contains unallowed characters")
+		}
+		n, _ := strconv.Atoi(p["max_connections"])
+		s.webhook = Webhook{URL: p["url"], SecretToken: p["secret_token"], AllowedUpdates: p["allowed_updates"], MaxConnections: n}
 		return true, nil
 	case "getFile":
 		f, ok := s.files[p["file_id"]]
