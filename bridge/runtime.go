@@ -162,6 +162,13 @@ func (r *Runtime) Run(ctx context.Context, sink sinks.Sink) error {
 	<-ctx.Done()
 	cc.Stop()
 	d.wg.Wait()
+	// Hand the pin over at once: another bridge takes the sink without
+	// waiting out PinnedTTL (which still covers a crashed process).
+	uctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := r.cfg.Stream.UnpinConsumer(uctx, cfg.Durable, priorityGroup); err != nil {
+		log.Debug("unpinning the sink's consumer", "err", err)
+	}
 	return nil
 }
 
