@@ -81,8 +81,8 @@ func TestCredentialsEnvironmentWinsOverFile(t *testing.T) {
 
 func TestStringHidesSecrets(t *testing.T) {
 	c := valid()
-	c.SESSDATA, c.BiliJct, c.APIToken, c.WebhookSecret, c.TelegramToken, c.DiscordToken, c.RefreshToken =
-		"s3cr3t-sess", "s3cr3t-jct", "s3cr3t-api", "whsec_s3cr3t", "123:s3cr3t", "s3cr3t-discord", "s3cr3t-refresh"
+	c.SESSDATA, c.BiliJct, c.APIToken, c.WebhookSecret, c.TelegramToken, c.DiscordToken, c.RefreshToken, c.TelegramWebhookSecret =
+		"s3cr3t-sess", "s3cr3t-jct", "s3cr3t-api", "whsec_s3cr3t", "123:s3cr3t", "s3cr3t-discord", "s3cr3t-refresh", "s3cr3t-tghook"
 	for _, out := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c)} {
 		if strings.Contains(out, "s3cr3t") {
 			t.Errorf("secret in %s", out)
