@@ -24,7 +24,8 @@ func discordSink(cfg *config.Config, a *App, store *bridge.Store, log *slog.Logg
 			}
 			return nil // an untyped nil: replies off for an unknown account
 		},
-		Status: func() string { return a.statusText(context.Background()) },
+		Status:       func() string { return a.statusText(context.Background()) },
+		MultiAccount: len(a.Accounts) > 1,
 		MarkRead: func(ctx context.Context, uid int64, st int, talker, seqno uint64) error {
 			acct := a.account(uid)
 			if acct == nil {

@@ -264,9 +264,13 @@ func (s *Sink) parentChannel(ctx context.Context) (*discordgo.Channel, error) {
 	return ch, nil
 }
 
-// threadName is "name · uid", at most 100 characters.
-func threadName(conv convRec) string {
+// threadName is "name · uid" (with "→ account" when the bridge serves
+// several accounts), at most 100 characters.
+func threadName(conv convRec, multiAccount bool) string {
 	suffix := " · " + strconv.FormatUint(conv.TalkerID, 10)
+	if multiAccount {
+		suffix += " → " + strconv.FormatInt(conv.AccountUID, 10)
+	}
 	name := strings.Join(strings.Fields(conv.Name), " ")
 	if name == "" {
 		name = "Bilibili"
@@ -281,7 +285,7 @@ func (s *Sink) createThread(ctx context.Context, conv convRec) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	name := threadName(conv)
+	name := threadName(conv, s.cfg.MultiAccount)
 	var ch *discordgo.Channel
 	if parent.Type == discordgo.ChannelTypeGuildForum {
 		ch, err = s.dg.ForumThreadStartComplex(s.channel,

@@ -2,6 +2,7 @@ package discord_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -363,5 +364,13 @@ func TestAccountStatus(t *testing.T) {
 				t.Fatalf("type %d: messages = %+v", typ, msgs)
 			}
 		}
+	}
+}
+
+func TestThreadNameCarriesTheAccountWhenSeveral(t *testing.T) {
+	e := newEnv(t, discordtest.TypeText)
+	deliver(t, e.sink(t, func(c *discord.Config) { c.MultiAccount = true }), message(t, 1001, "first"))
+	if th, want := e.onlyThread(t), "Alice · "+itoa(talker)+" → "+strconv.FormatInt(uid, 10); th.Name != want {
+		t.Errorf("thread name = %q, want %q", th.Name, want)
 	}
 }

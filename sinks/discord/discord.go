@@ -90,6 +90,9 @@ type Config struct {
 	// conversation read on Bilibili up to seqno (the last message the sink
 	// posted in its thread). nil: not available.
 	MarkRead func(ctx context.Context, accountUID int64, sessionType int, talkerID, seqno uint64) error
+	// MultiAccount names the account in thread names: set it when the
+	// bridge serves more than one.
+	MultiAccount bool
 	// HTTPClient sends REST requests; nil means a client with a 20s
 	// timeout. Its Transport is wrapped, never changed.
 	HTTPClient *http.Client

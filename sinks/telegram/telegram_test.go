@@ -298,3 +298,12 @@ func TestAccountStatusInGeneral(t *testing.T) {
 		t.Errorf("sent = %+v", sent)
 	}
 }
+
+func TestTopicNameCarriesTheAccountWhenSeveral(t *testing.T) {
+	e := newEnv(t)
+	deliver(t, e.sink(forumChat, func(c *telegram.Config) { c.MultiAccount = true }), textEvent(t, 1, "first"))
+	topics := e.fake.Topics(forumChat)
+	if len(topics) != 1 || !strings.HasSuffix(topics[0].Name, "· 293793435 → 425503913") {
+		t.Fatalf("topics = %+v", topics)
+	}
+}
