@@ -336,8 +336,21 @@ func (p *Poller) PollOnce(ctx context.Context) error {
 			if ctx.Err() != nil || c == bilibili.ClassLoginExpired || c == bilibili.ClassRiskControl {
 				return err
 			}
-			// One broken conversation must not hold up the others; the
-			// session cursor stays put so it is tried again next poll.
+			if unfetchable(err) {
+				// Bilibili refuses this conversation for good (a dissolved
+				// fan group, one the account left): retrying every poll
+				// would hold up the session cursor and slow every other
+				// conversation. Its cursor moves past what cannot be read.
+				p.log.Error("conversation cannot be read; skipping its messages up to now", "session_type", s.SessionType, "talker_id", s.TalkerID, "err", err)
+				if err := p.putCursor(ctx, p.convKey(s.SessionType, s.TalkerID), s.MaxSeqno); err != nil {
+					return err
+				}
+				newTS = max(newTS, s.SessionTS)
+				continue
+			}
+			// One conversation with a passing problem must not hold up
+			// the others; the session cursor stays put so it is tried
+			// again next poll.
 			p.log.Warn("conversation not synced", "session_type", s.SessionType, "talker_id", s.TalkerID, "err", err)
 			failed = errors.Join(failed, err)
 			continue
@@ -351,6 +364,18 @@ func (p *Poller) PollOnce(ctx context.Context) error {
 		return p.putCursor(ctx, p.tsKey(), uint64(newTS))
 	}
 	return nil
+}
+
+// unfetchable reports whether Bilibili refused a conversation's messages
+// in a way no retry changes (700013 group dissolved, 700014 not in the
+// group, and other non-retryable codes). Errors of our own (NATS) are not.
+func unfetchable(err error) bool {
+	var api *bilibili.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	c := bilibili.Classify(err)
+	return !c.Retryable() && c != bilibili.ClassLoginExpired
 }
 
 // changedSessions lists sessions active after ts, oldest first. When
@@ -444,32 +469,49 @@ func (p *Poller) catchUp(ctx context.Context, s *bilibili.Session, cursor uint64
 	}
 }
 
-// fetchAfter returns the messages after begin, oldest first. Which end of
-// the range a truncated page keeps is undocumented, so the loop is right
-// either way: it pages backwards with end_seqno while has_more, and
-// catchUp repeats from the new cursor.
+// fetchAfter returns the oldest messages after begin, oldest first: at
+// most a window of pages, contiguous from begin, so that no message is
+// skipped however long the backlog. Which end of the range a truncated
+// page keeps is undocumented, so the loop is right either way: it pages
+// backwards with end_seqno while has_more, keeping only the last (oldest)
+// pages it saw, and catchUp repeats from the new cursor.
 func (p *Poller) fetchAfter(ctx context.Context, s *bilibili.Session, begin uint64) ([]bilibili.Message, error) {
-	var all []bilibili.Message
+	var window [][]bilibili.Message
 	var end uint64
-	for range maxPagesPerFetch {
+	for pages := 0; ; pages++ {
+		if pages == maxPagesPerRound {
+			return nil, fmt.Errorf("conversation %d/%d: more than %d pages of new messages", s.SessionType, s.TalkerID, maxPagesPerRound)
+		}
 		page, err := p.cfg.API.FetchSessionMsgs(ctx, bilibili.FetchParams{
 			SessionType: s.SessionType, TalkerID: s.TalkerID, BeginSeqno: begin, EndSeqno: end, Size: p.cfg.PageSize,
 		})
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, page.Messages...)
+		if len(page.Messages) > 0 {
+			window = append(window, page.Messages)
+			if len(window) > windowPages {
+				window = window[1:] // newer pages come back in a later round
+			}
+		}
 		if !page.HasMore || len(page.Messages) == 0 || page.MinSeqno <= begin+1 {
 			break
 		}
 		end = page.MinSeqno
 	}
+	var all []bilibili.Message
+	for _, w := range window {
+		all = append(all, w...)
+	}
 	return ascending(all, begin), nil
 }
 
-// maxPagesPerFetch bounds one catch-up round (100 pages of 100); the next
-// round continues from the new cursor.
-const maxPagesPerFetch = 100
+// windowPages bounds the messages one catch-up round holds (100 pages of
+// 100); maxPagesPerRound stops a server that never ends its has_more.
+const (
+	windowPages      = 100
+	maxPagesPerRound = 100_000
+)
 
 // ascending sorts by seqno, drops duplicates and anything at or before
 // after.
@@ -500,7 +542,7 @@ func (p *Poller) syncUntracked(ctx context.Context, s *bilibili.Session, prevTS 
 	since := prevTS / 1_000_000 // session_ts is µs, message timestamps are seconds
 	var fresh []bilibili.Message
 	var end uint64
-	for range maxPagesPerFetch {
+	for range windowPages {
 		page, err := p.cfg.API.FetchSessionMsgs(ctx, bilibili.FetchParams{
 			SessionType: s.SessionType, TalkerID: s.TalkerID, EndSeqno: end, Size: 20,
 		})
@@ -563,15 +605,34 @@ func (p *Poller) bootstrap(ctx context.Context) error {
 		s := &all[i]
 		maxTS = max(maxTS, s.SessionTS)
 		key := p.convKey(s.SessionType, s.TalkerID)
-		if _, found, err := p.getCursor(ctx, key); err != nil {
+		cursor, found, err := p.getCursor(ctx, key)
+		if err != nil {
 			return err
-		} else if found {
+		}
+		if found {
+			// Done by an earlier, interrupted first start: catch up with
+			// what arrived since, which new_sessions will not report.
+			if s.MaxSeqno > cursor {
+				err := p.catchUp(ctx, s, cursor)
+				if err != nil && !unfetchable(err) {
+					return err
+				}
+				if err != nil {
+					p.log.Error("conversation cannot be read; skipping its messages up to now", "session_type", s.SessionType, "talker_id", s.TalkerID, "err", err)
+					if err := p.putCursor(ctx, key, s.MaxSeqno); err != nil {
+						return err
+					}
+				}
+			}
 			continue
 		}
 		if p.cfg.StartFrom == StartUnread && s.UnreadCount > 0 {
 			n, err := p.publishUnread(ctx, s)
-			if err != nil {
+			if err != nil && !unfetchable(err) {
 				return err
+			}
+			if err != nil {
+				p.log.Error("conversation cannot be read; its unread messages are skipped", "session_type", s.SessionType, "talker_id", s.TalkerID, "err", err)
 			}
 			published += n
 		}

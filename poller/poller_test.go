@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
 	"github.com/bilibridge/bilibridge/bridge"
@@ -50,6 +53,8 @@ func newRig(t *testing.T) *rig {
 		Endpoints:   bilibili.Endpoints{API: u, MainAPI: u, Passport: u, WWW: u},
 		HTTPClient:  fake.Client(),
 		Timeout:     2 * time.Second,
+		// Pacing is the client's business; these tests count calls.
+		Limiter: rate.NewLimiter(rate.Inf, 0),
 	})
 	srv := bridgetest.StartServer(t)
 	conn := srv.Connect(t)
@@ -454,4 +459,111 @@ func TestLeaseExpiresWhenHolderDies(t *testing.T) {
 	if dead.Renew(context.Background()) {
 		t.Error("the dead holder got the lease back while another holds it")
 	}
+}
+
+func TestBacklogLongerThanOneRoundLosesNothing(t *testing.T) {
+	r := newRig(t)
+	// Pages of 2: the 250 messages take 125 pages, more than one round
+	// holds, so the oldest pages must be published first.
+	p := r.poller(func(c *poller.Config) { c.PageSize = 2 })
+	r.pollOnce(p)
+	for i := range 250 {
+		r.deliver(friend, fmt.Sprint(i))
+	}
+	r.pollOnce(p)
+	evs := r.events()
+	if len(evs) != 250 {
+		t.Fatalf("%d events, want 250", len(evs))
+	}
+	for i, e := range evs {
+		if got := messageData(t, e).Message.Text; got != fmt.Sprint(i) {
+			t.Fatalf("event %d is %q: lost or out of order", i, got)
+		}
+	}
+}
+
+func TestUnreadableConversationDoesNotHoldUpTheOthers(t *testing.T) {
+	for _, firstStart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("first start %v", firstStart), func(t *testing.T) {
+			r := newRig(t)
+			p := r.poller(nil)
+			if !firstStart {
+				r.pollOnce(p)
+			}
+			// The fan group is read first, and Bilibili refuses it. A
+			// regular poll reads the oldest change first; a first start
+			// reads the newest session first.
+			group := func() {
+				r.fake.Deliver(uid, bilitest.Message{SessionType: 2, TalkerID: groupID, SenderUID: other, MsgType: 1, MsgSource: 2, Content: bilitest.TextContent("in the group")})
+			}
+			if firstStart {
+				r.deliver(friend, "from friend")
+				group()
+			} else {
+				group()
+				r.deliver(friend, "from friend")
+			}
+			r.fake.Fail("fetch_session_msgs", 1, bilitest.Fault{Code: bilibili.CodeGroupDissolved})
+			if err := p.PollOnce(context.Background()); err != nil {
+				t.Fatalf("poll: %v", err)
+			}
+			var texts []string
+			for _, e := range r.events() {
+				texts = append(texts, messageData(t, e).Message.Text)
+			}
+			if fmt.Sprint(texts) != "[from friend]" {
+				t.Errorf("published %q", texts)
+			}
+			// Nothing is left pending: the next poll is idle.
+			r.fake.ResetCalls()
+			r.pollOnce(p)
+			if n := r.totalCalls(); n != 1 {
+				t.Errorf("the poll after costs %d calls, want 1", n)
+			}
+		})
+	}
+}
+
+func TestInterruptedFirstStartCatchesUp(t *testing.T) {
+	r := newRig(t)
+	r.deliver(friend, "old")
+	r.deliver(other, "old too")
+	// The first start dies after the first conversation got its cursor.
+	crashing := r.poller(func(c *poller.Config) {
+		c.StartFrom = poller.StartNow
+		c.Cursors = &failAfterPuts{KeyValue: r.store.Cursors, n: 1}
+	})
+	if err := crashing.PollOnce(context.Background()); err == nil {
+		t.Fatal("the crashing first start succeeded")
+	}
+	r.deliver(friend, "while down")
+	r.deliver(other, "while down too")
+	p := r.poller(func(c *poller.Config) { c.StartFrom = poller.StartNow })
+	r.pollOnce(p)
+	r.pollOnce(p)
+	var texts []string
+	for _, e := range r.events() {
+		texts = append(texts, messageData(t, e).Message.Text)
+	}
+	// The conversation the interrupted start had given a cursor catches
+	// up; the other gets its first cursor now, and START_FROM=now
+	// publishes nothing old for it.
+	if fmt.Sprint(texts) != "[while down too]" {
+		t.Errorf("published %q, want the message that arrived in the conversation with a cursor", texts)
+	}
+}
+
+// failAfterPuts is a KV bucket whose Put fails after n writes: a process
+// killed in the middle of its first start.
+type failAfterPuts struct {
+	jetstream.KeyValue
+	n int
+}
+
+func (f *failAfterPuts) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if f.n <= 0 {
+		return 0, errKilled
+	}
+	f.n--
+	return f.KeyValue.Put(ctx, key, value)
 }
