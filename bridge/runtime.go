@@ -140,36 +140,78 @@ func (r *Runtime) Run(ctx context.Context, sink sinks.Sink) error {
 		old := existing.CachedInfo().Config
 		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
 	}
+	log.Info("sink started", "consumer", cfg.Durable, "filters", filters)
+	defer r.unpin(cfg.Durable, log)
+	wait := time.Second
+	for {
+		lost, err := r.consume(ctx, sink, cfg, log)
+		if err != nil || !lost || ctx.Err() != nil {
+			return err
+		}
+		// Someone deleted the consumer (nats consumer rm): make it again
+		// rather than stop delivering without a word.
+		log.Warn("sink consumer lost; recreating it", "consumer", cfg.Durable, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, time.Minute)
+	}
+}
+
+// consume delivers from the sink's consumer until ctx ends (false), the
+// sink is disabled (false), or the consumer disappears (true).
+func (r *Runtime) consume(ctx context.Context, sink sinks.Sink, cfg jetstream.ConsumerConfig, log *slog.Logger) (lost bool, err error) {
 	cons, err := r.cfg.Stream.CreateOrUpdateConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("sink %s: creating consumer: %w", name, err)
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		return false, fmt.Errorf("sink %s: creating consumer: %w", sink.Name(), err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d := &dispatcher{rt: r, sink: sink, name: name, log: log, ctx: ctx, cancel: cancel, convs: map[string]*convQueue{}}
+	gone := make(chan struct{}, 1)
+	d := &dispatcher{rt: r, sink: sink, name: sink.Name(), log: log, ctx: ctx, cancel: cancel, convs: map[string]*convQueue{}}
 	cc, err := cons.Consume(d.dispatch,
 		jetstream.PullPriorityGroup(priorityGroup),
 		jetstream.PullMaxMessages(min(r.cfg.MaxPending, 500)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			switch {
+			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				select {
+				case gone <- struct{}{}:
+				default:
+				}
+			case !errors.Is(err, jetstream.ErrNoHeartbeat):
 				log.Debug("consume", "err", err)
 			}
 		}))
 	if err != nil {
-		return fmt.Errorf("sink %s: consuming: %w", name, err)
+		return false, fmt.Errorf("sink %s: consuming: %w", sink.Name(), err)
 	}
-	log.Info("sink started", "consumer", cfg.Durable, "filters", filters)
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-gone:
+		lost = true
+	}
+	d.close()
+	cancel()
 	cc.Stop()
 	d.wg.Wait()
-	// Hand the pin over at once: another bridge takes the sink without
-	// waiting out PinnedTTL (which still covers a crashed process).
-	uctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	return lost, nil
+}
+
+// unpin hands the pin over at once when the sink stops: another bridge
+// takes the sink without waiting out PinnedTTL (which still covers a
+// crashed process).
+func (r *Runtime) unpin(durable string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := r.cfg.Stream.UnpinConsumer(uctx, cfg.Durable, priorityGroup); err != nil {
+	if err := r.cfg.Stream.UnpinConsumer(ctx, durable, priorityGroup); err != nil {
 		log.Debug("unpinning the sink's consumer", "err", err)
 	}
-	return nil
 }
 
 // dispatcher routes a sink's events to one queue per conversation.
@@ -182,8 +224,16 @@ type dispatcher struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	convs map[string]*convQueue
+	mu     sync.Mutex
+	convs  map[string]*convQueue
+	closed bool // no new workers: Run is waiting for the last ones
+}
+
+// close stops new workers from starting.
+func (d *dispatcher) close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
 }
 
 // convQueue holds the events of one conversation not yet done.
@@ -196,6 +246,9 @@ func (d *dispatcher) dispatch(msg jetstream.Msg) {
 	key := d.conversationKey(msg.Subject())
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return // not acked: redelivered to whoever consumes next
+	}
 	if q, ok := d.convs[key]; ok {
 		q.msgs = append(q.msgs, msg)
 		return
@@ -221,9 +274,7 @@ func (d *dispatcher) work(key string, q *convQueue) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.log.Error("sink worker panicked; its events will be redelivered", "panic", p)
-			d.mu.Lock()
-			delete(d.convs, key)
-			d.mu.Unlock()
+			d.abandon(key, q)
 		}
 	}()
 	stopKeepAlive := d.keepAlive(q)
@@ -246,17 +297,43 @@ func (d *dispatcher) work(key string, q *convQueue) {
 		done := 1
 		if msgs, evs := batchPrefix(head); len(msgs) > 1 {
 			if !d.deliverBatch(batcher, msgs, evs) {
+				d.abandon(key, q)
 				return
 			}
 			done = len(msgs)
 		} else if !d.deliver(msg) {
-			return // shutting down: unacked events are redelivered later
+			d.abandon(key, q)
+			return
 		}
 		d.mu.Lock()
 		q.msgs = q.msgs[done:]
 		d.mu.Unlock()
 	}
 }
+
+// abandon gives a conversation's held events back to JetStream when its
+// worker stops early. At shutdown they are simply left to AckWait; while
+// running (a dead letter that could not be published) they are nak'ed
+// with a delay, so the conversation is tried again later instead of
+// wedging with a queue no worker serves.
+func (d *dispatcher) abandon(key string, q *convQueue) {
+	d.mu.Lock()
+	held := q.msgs
+	q.msgs = nil
+	delete(d.convs, key)
+	d.mu.Unlock()
+	if d.ctx.Err() != nil {
+		return
+	}
+	d.log.Warn("conversation's events handed back for a later try", "conversation", key, "events", len(held))
+	for _, m := range held {
+		_ = m.NakWithDelay(abandonDelay)
+	}
+}
+
+// abandonDelay is how long an abandoned conversation waits before its
+// events come back.
+const abandonDelay = 30 * time.Second
 
 // batchPrefix returns the leading message events of msgs, parsed: the
 // events a Batcher may get together.

@@ -375,3 +375,17 @@ func TestCrashAfterDeliveryRedeliversWithTheSameID(t *testing.T) {
 		}
 	}
 }
+
+func TestDeletedConsumerIsRecreated(t *testing.T) {
+	r := newRTRig(t)
+	rcv := newReceiver(t, func(string, int) (int, http.Header) { return 204, nil })
+	r.run(rcv, nil)
+	first := r.publish(1, 1, "before")
+	bridgetest.Eventually(t, "the first event", func() bool { return rcv.count(first) == 1 })
+	sink, _ := webhook.New(webhook.Config{URL: rcv.srv.URL})
+	if err := r.store.Events.DeleteConsumer(context.Background(), bridge.ConsumerName(sink.Name())); err != nil {
+		t.Fatal(err)
+	}
+	second := r.publish(1, 2, "after")
+	bridgetest.Eventually(t, "delivery after the consumer was deleted", func() bool { return rcv.count(second) >= 1 })
+}
