@@ -53,8 +53,11 @@ func (k *Keeper) Run(ctx context.Context) error {
 			k.reload()
 		}
 		if k.Refresh && !time.Now().Before(nextRefresh) {
-			k.refresh(ctx)
-			nextRefresh = time.Now().Add(k.RefreshEvery)
+			next := k.RefreshEvery
+			if !k.refresh(ctx) {
+				next = min(next, time.Hour) // a blip must not cost a day
+			}
+			nextRefresh = time.Now().Add(next)
 			lastMod = k.modTime() // our own write is not news
 		}
 		select {
@@ -91,17 +94,20 @@ func (k *Keeper) reload() {
 	}
 }
 
-func (k *Keeper) refresh(ctx context.Context) {
+// refresh reports whether the check (and the refresh, if due) worked.
+func (k *Keeper) refresh(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	changed, err := k.Refresher.RefreshIfNeeded(ctx)
 	switch {
 	case err != nil:
-		k.Log.Warn("cookie refresh failed; will try again tomorrow", "err", err)
+		k.Log.Warn("cookie refresh failed; will try again within the hour", "err", err)
+		return false
 	case changed:
 		k.Log.Info("cookies refreshed", "file", k.File)
 		if k.Changed != nil {
 			k.Changed()
 		}
 	}
+	return true
 }

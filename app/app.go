@@ -149,10 +149,6 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		},
 	})
-	for _, s := range sinkList {
-		t.Go("sink "+s.Name(), func() error { return rt.Run(ctx, s) })
-	}
-
 	// The HTTP server binds first: a busy port fails the start, and the
 	// sender must know the address that serves Telegram photos.
 	var images bridge.ImageFetcher
@@ -215,6 +211,12 @@ func Run(ctx context.Context, opts Options) error {
 		alog.Info("account running", "account", name, "subjects", fmt.Sprintf("%s.%d.>", subjects.Prefix, uid))
 	}
 
+	// Sinks start once every account is known (their status callbacks
+	// read a.Accounts); rt.Since was fixed before the pollers ran, so
+	// nothing published meanwhile is missed.
+	for _, s := range sinkList {
+		t.Go("sink "+s.Name(), func() error { return rt.Run(ctx, s) })
+	}
 	var outboxes bridge.Outboxes
 	for _, acct := range a.Accounts {
 		outboxes = append(outboxes, acct.Outbox)
@@ -265,13 +267,23 @@ func (t *tasks) Go(name string, fn func() error) {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				t.fail(fmt.Errorf("%s panicked: %v", name, p))
+			}
+		}()
 		if err := fn(); err != nil {
-			t.mu.Lock()
-			t.errs = append(t.errs, fmt.Errorf("%s: %w", name, err))
-			t.mu.Unlock()
-			t.cancel()
+			t.fail(fmt.Errorf("%s: %w", name, err))
 		}
 	}()
+}
+
+// fail records err and stops the other tasks.
+func (t *tasks) fail(err error) {
+	t.mu.Lock()
+	t.errs = append(t.errs, err)
+	t.mu.Unlock()
+	t.cancel()
 }
 
 // Wait waits for every task and returns their errors.

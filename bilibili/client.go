@@ -287,7 +287,7 @@ func (c *Client) call(ctx context.Context, req request, out any) error {
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return &DecodeError{Endpoint: req.name, Snippet: snippet(raw), Err: err}
+		return &DecodeError{Endpoint: req.name, Snippet: req.snippet(raw), Err: err}
 	}
 	code = env.Code
 	c.log.DebugContext(ctx, "bilibili call", "endpoint", req.name, "code", env.Code, "took", c.now().Sub(start))
@@ -311,7 +311,23 @@ func (c *Client) call(ctx context.Context, req request, out any) error {
 	if out == nil {
 		return nil
 	}
-	return decodeData(req.name, env.Data, out)
+	if err := decodeData(req.name, env.Data, out); err != nil {
+		var de *DecodeError
+		if errors.As(err, &de) {
+			de.Snippet = req.snippet(env.Data)
+		}
+		return err
+	}
+	return nil
+}
+
+// snippet is the start of a body for an error message, except for the
+// login and refresh answers, which carry cookies and refresh tokens.
+func (req request) snippet(b []byte) string {
+	if req.cookies != nil {
+		return "(withheld: it may hold credentials)"
+	}
+	return snippet(b)
 }
 
 func decodeData(name string, data json.RawMessage, out any) error {

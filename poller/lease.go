@@ -47,6 +47,12 @@ func (l *Lease) Renew(ctx context.Context) bool {
 		l.log.Warn("poller lease lost", "key", l.key, "err", err)
 	}
 	rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		// Still ours when only a renewal timed out: take it back.
+		if e, gerr := l.kv.Get(ctx, l.key); gerr == nil && string(e.Value()) == l.holder {
+			rev, err = e.Revision(), nil
+		}
+	}
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			l.log.Warn("poller lease unavailable", "key", l.key, "err", err)
