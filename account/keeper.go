@@ -18,6 +18,10 @@ type Keeper struct {
 	// Refresh enables the cookie refresh; it needs the file (the new
 	// cookies must be persisted) and a refresh token.
 	Refresh bool
+	// Leader, when set, limits the refresh to the process that polls the
+	// account: a refresh ends the old session, which other processes may
+	// still use (they pick the new one up from a shared file).
+	Leader func() bool
 	// Changed is called after the credentials changed (wake the poller).
 	Changed func()
 	Log     *slog.Logger
@@ -52,7 +56,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 			lastMod = mod
 			k.reload()
 		}
-		if k.Refresh && !time.Now().Before(nextRefresh) {
+		if k.Refresh && !time.Now().Before(nextRefresh) && (k.Leader == nil || k.Leader()) {
 			next := k.RefreshEvery
 			if !k.refresh(ctx) {
 				next = min(next, time.Hour) // a blip must not cost a day

@@ -198,7 +198,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		if login.File != "" {
 			keeper := &account.Keeper{
-				API: client, File: login.File, Refresh: true, Changed: p.Wake, Log: alog,
+				API: client, File: login.File, Refresh: true, Changed: p.Wake, Log: alog, Leader: p.Leader,
 				Refresher: &account.Refresher{API: client, File: login.File, Key: opts.RefreshKey, Log: alog},
 			}
 			t.Go(fmt.Sprintf("credentials keeper %d", uid), func() error { return keeper.Run(ctx) })

@@ -140,6 +140,10 @@ func New(cfg Config) *Poller {
 	return p
 }
 
+// Leader reports whether this poller holds its account's lease (always
+// true without leases).
+func (p *Poller) Leader() bool { return p.lease == nil || p.lease.Held() }
+
 // Status returns the current state.
 func (p *Poller) Status() Status {
 	p.mu.Lock()
@@ -307,7 +311,14 @@ func (p *Poller) getCursor(ctx context.Context, key string) (uint64, bool, error
 	return v, true, nil
 }
 
+// errLeaseLost stops a poll that outlived its lease: the new holder's
+// cursors must not be overwritten with older ones.
+var errLeaseLost = errors.New("poller lease lost during the poll")
+
 func (p *Poller) putCursor(ctx context.Context, key string, v uint64) error {
+	if p.lease != nil && !p.lease.Held() {
+		return errLeaseLost
+	}
 	if _, err := p.cfg.Cursors.Put(ctx, key, []byte(strconv.FormatUint(v, 10))); err != nil {
 		return fmt.Errorf("saving cursor %s: %w", key, err)
 	}
