@@ -21,6 +21,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/account"
 	"github.com/bilibridge/bilibridge/app"
+	"github.com/bilibridge/bilibridge/bench"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/config"
@@ -37,6 +38,7 @@ Usage:
   bilibridge login [--check]    log in by scanning a QR code with the Bilibili app
   bilibridge tail [filter]      print live events, one line each (filter default "%s.>")
   bilibridge demo [-for 1m]     the whole pipeline against a built-in fake Bilibili
+  bilibridge bench [flags]      measure the whole pipeline against the fake (docs/benchmarks.md)
   bilibridge send --to ID [--group] --text "…" | --image URL [--wait]
                                 send a DM through a running bridge's outbox
   bilibridge version            print the version
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return login(ctx, args, stdout, stderr)
 	case "demo":
 		return demo(ctx, args, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args, stdout, stderr)
 	case "send":
 		return send(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
@@ -133,6 +137,24 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logTo = stderr
 	}
 	return app.Demo(ctx, app.DemoOptions{Out: stdout, Log: logTo, Every: *every})
+}
+
+// benchCmd runs the whole-pipeline benchmark: this executable's `run` as
+// the bridge, against a built-in fake Bilibili and webhook receiver.
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts := bench.Flags(fs)
+	verbose := fs.Bool("v", false, "show the bridge's log")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts.Progress = stderr
+	if *verbose {
+		opts.Log = stderr
+	}
+	_, err := bench.Run(ctx, *opts, stdout)
+	return err
 }
 
 func buildVersion() string {
