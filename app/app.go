@@ -141,6 +141,7 @@ func Run(ctx context.Context, opts Options) error {
 	// first time starts with the events published from now on.
 	rt := bridge.NewRuntime(bridge.RuntimeConfig{
 		Stream: store.Events, Publisher: pub, Subjects: subjects,
+		Leases: store.Leases, LeaseTTL: leaseTTL,
 		Metrics: bridge.NewSinkMetrics(reg), Logger: log,
 		Disabled: func(ctx context.Context, sink string, err error) {
 			for _, acct := range a.Accounts {

@@ -11,10 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/lease"
 	"github.com/bilibridge/bilibridge/sinks"
 )
 
@@ -25,11 +27,6 @@ var DefaultSchedule = []time.Duration{
 	5 * time.Second, 30 * time.Second, 5 * time.Minute, 30 * time.Minute,
 	2 * time.Hour, 5 * time.Hour, 8 * time.Hour, 8 * time.Hour,
 }
-
-// priorityGroup pins each sink's consumer to one process at a time:
-// conversations stay in order even with several bridges, and another
-// process takes over when the pinned one stops pulling.
-const priorityGroup = "bilibridge"
 
 // RuntimeConfig configures the sink runtime.
 type RuntimeConfig struct {
@@ -54,6 +51,14 @@ type RuntimeConfig struct {
 	Logger         *slog.Logger
 	// Disabled is told when a sink asks to be disabled (410 Gone).
 	Disabled func(ctx context.Context, sink string, err error)
+	// Leases, when set, lets one process at a time deliver to a sink (a
+	// lease per sink), so that each conversation stays in order when
+	// several bridges share a NATS; the others stand by and take over when
+	// it stops, or within about two LeaseTTLs when it dies.
+	Leases   jetstream.KeyValue
+	LeaseTTL time.Duration
+	// Holder names this process in the leases; default a random id.
+	Holder string
 	// Since is where a sink seen for the first time starts: events
 	// published from then on (default: when NewRuntime ran). A sink added
 	// later does not get a month of history; an existing sink resumes
@@ -105,6 +110,12 @@ func NewRuntime(cfg RuntimeConfig) *Runtime {
 	if cfg.Since.IsZero() {
 		cfg.Since = time.Now()
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
+	if cfg.Holder == "" {
+		cfg.Holder = uuid.NewString()
+	}
 	return &Runtime{cfg: cfg, log: cfg.Logger}
 }
 
@@ -128,9 +139,6 @@ func (r *Runtime) Run(ctx context.Context, sink sinks.Sink) error {
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        r.cfg.AckWait,
 		MaxAckPending:  r.cfg.MaxPending,
-		PriorityPolicy: jetstream.PriorityPolicyPinned,
-		PriorityGroups: []string{priorityGroup},
-		PinnedTTL:      2 * r.cfg.AckWait,
 	}
 	if len(filters) == 1 {
 		cfg.FilterSubject, cfg.FilterSubjects = filters[0], nil
@@ -141,41 +149,96 @@ func (r *Runtime) Run(ctx context.Context, sink sinks.Sink) error {
 		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
 	}
 	log.Info("sink started", "consumer", cfg.Durable, "filters", filters)
-	defer r.unpin(cfg.Durable, log)
+	var l *lease.Lease
+	if r.cfg.Leases != nil {
+		l = lease.New(r.cfg.Leases, "sink."+events.Token(name), r.cfg.Holder, log)
+		defer l.Release()
+	}
 	wait := time.Second
-	for {
-		lost, err := r.consume(ctx, sink, cfg, log)
-		if err != nil || !lost || ctx.Err() != nil {
+	for ctx.Err() == nil {
+		if l != nil && !l.Renew(ctx) {
+			sleep(ctx, r.cfg.LeaseTTL/3) // another process delivers; stand by
+			continue
+		}
+		stop, err := r.consumeHeld(ctx, sink, cfg, l, log)
+		switch {
+		case err != nil:
 			return err
-		}
-		// Someone deleted the consumer (nats consumer rm): make it again
-		// rather than stop delivering without a word.
-		log.Warn("sink consumer lost; recreating it", "consumer", cfg.Durable, "retry_in", wait)
-		select {
-		case <-ctx.Done():
+		case stop == stopDisabled:
 			return nil
-		case <-time.After(wait):
+		case stop == stopConsumerLost:
+			// Someone deleted the consumer (nats consumer rm): make it
+			// again rather than stop delivering without a word.
+			log.Warn("sink consumer lost; recreating it", "consumer", cfg.Durable, "retry_in", wait)
+			sleep(ctx, wait)
+			wait = min(wait*2, time.Minute)
 		}
-		wait = min(wait*2, time.Minute)
+	}
+	return nil
+}
+
+// consumeHeld consumes while the lease (if any) stays held.
+func (r *Runtime) consumeHeld(ctx context.Context, sink sinks.Sink, cfg jetstream.ConsumerConfig, l *lease.Lease, log *slog.Logger) (stopReason, error) {
+	if l == nil {
+		return r.consume(ctx, sink, cfg, log)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		t := time.NewTicker(r.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if !l.Renew(ctx) {
+					cancel() // lost: another process delivers now
+					return
+				}
+			}
+		}
+	}()
+	stop, err := r.consume(ctx, sink, cfg, log)
+	cancel()
+	<-kept
+	return stop, err
+}
+
+// stopReason says why consume returned.
+type stopReason int
+
+const (
+	stopContext      stopReason = iota // shutdown, or the lease was lost
+	stopDisabled                       // the sink asked to be disabled
+	stopConsumerLost                   // the consumer was deleted
+)
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
 	}
 }
 
-// consume delivers from the sink's consumer until ctx ends (false), the
-// sink is disabled (false), or the consumer disappears (true).
-func (r *Runtime) consume(ctx context.Context, sink sinks.Sink, cfg jetstream.ConsumerConfig, log *slog.Logger) (lost bool, err error) {
+// consume delivers from the sink's consumer until ctx ends, the sink is
+// disabled, or the consumer disappears.
+func (r *Runtime) consume(ctx context.Context, sink sinks.Sink, cfg jetstream.ConsumerConfig, log *slog.Logger) (stopReason, error) {
 	cons, err := r.cfg.Stream.CreateOrUpdateConsumer(ctx, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
-			return false, nil
+			return stopContext, nil
 		}
-		return false, fmt.Errorf("sink %s: creating consumer: %w", sink.Name(), err)
+		return stopContext, fmt.Errorf("sink %s: creating consumer: %w", sink.Name(), err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	gone := make(chan struct{}, 1)
-	d := &dispatcher{rt: r, sink: sink, name: sink.Name(), log: log, ctx: ctx, cancel: cancel, convs: map[string]*convQueue{}}
+	d := &dispatcher{rt: r, sink: sink, name: sink.Name(), log: log, ctx: ctx, cancel: cancel,
+		convs: map[string]*convQueue{}, disabled: make(chan struct{})}
 	cc, err := cons.Consume(d.dispatch,
-		jetstream.PullPriorityGroup(priorityGroup),
 		jetstream.PullMaxMessages(min(r.cfg.MaxPending, 500)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			switch {
@@ -189,29 +252,28 @@ func (r *Runtime) consume(ctx context.Context, sink sinks.Sink, cfg jetstream.Co
 			}
 		}))
 	if err != nil {
-		return false, fmt.Errorf("sink %s: consuming: %w", sink.Name(), err)
+		return stopContext, fmt.Errorf("sink %s: consuming: %w", sink.Name(), err)
 	}
+	stop := stopContext
 	select {
 	case <-ctx.Done():
 	case <-gone:
-		lost = true
+		stop = stopConsumerLost
+	case <-d.disabled:
+		stop = stopDisabled
 	}
+	// Drain hands the messages still buffered to dispatch, which gives
+	// them back (nak) now that the dispatcher is closed: another bridge
+	// gets them at once instead of after AckWait.
 	d.close()
 	cancel()
-	cc.Stop()
-	d.wg.Wait()
-	return lost, nil
-}
-
-// unpin hands the pin over at once when the sink stops: another bridge
-// takes the sink without waiting out PinnedTTL (which still covers a
-// crashed process).
-func (r *Runtime) unpin(durable string, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := r.cfg.Stream.UnpinConsumer(ctx, durable, priorityGroup); err != nil {
-		log.Debug("unpinning the sink's consumer", "err", err)
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
 	}
+	d.wg.Wait()
+	return stop, nil
 }
 
 // dispatcher routes a sink's events to one queue per conversation.
@@ -224,9 +286,22 @@ type dispatcher struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	convs  map[string]*convQueue
-	closed bool // no new workers: Run is waiting for the last ones
+	mu       sync.Mutex
+	convs    map[string]*convQueue
+	closed   bool          // no new workers: Run is waiting for the last ones
+	disabled chan struct{} // closed when the sink asked to be disabled
+	disable  sync.Once
+}
+
+// disableSink stops the sink for good (until restart) and says so.
+func (d *dispatcher) disableSink(err error) {
+	d.disable.Do(func() {
+		if d.rt.cfg.Disabled != nil {
+			d.rt.cfg.Disabled(d.ctx, d.name, err)
+		}
+		close(d.disabled)
+		d.cancel()
+	})
 }
 
 // close stops new workers from starting.
@@ -247,7 +322,8 @@ func (d *dispatcher) dispatch(msg jetstream.Msg) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return // not acked: redelivered to whoever consumes next
+		_ = msg.Nak() // to whoever consumes next, at once
+		return
 	}
 	if q, ok := d.convs[key]; ok {
 		q.msgs = append(q.msgs, msg)
@@ -282,9 +358,14 @@ func (d *dispatcher) work(key string, q *convQueue) {
 	batcher, _ := d.sink.(sinks.Batcher)
 	for {
 		d.mu.Lock()
-		if len(q.msgs) == 0 || d.ctx.Err() != nil {
+		if len(q.msgs) == 0 {
 			delete(d.convs, key)
 			d.mu.Unlock()
+			return
+		}
+		if d.ctx.Err() != nil {
+			d.mu.Unlock()
+			d.abandon(key, q)
 			return
 		}
 		msg := q.msgs[0]
@@ -312,10 +393,10 @@ func (d *dispatcher) work(key string, q *convQueue) {
 }
 
 // abandon gives a conversation's held events back to JetStream when its
-// worker stops early. At shutdown they are simply left to AckWait; while
-// running (a dead letter that could not be published) they are nak'ed
-// with a delay, so the conversation is tried again later instead of
-// wedging with a queue no worker serves.
+// worker stops early. At shutdown they go back at once, for the bridge
+// that takes over; while running (a dead letter that could not be
+// published) they come back after a delay, so the conversation is tried
+// again later instead of wedging with a queue no worker serves.
 func (d *dispatcher) abandon(key string, q *convQueue) {
 	d.mu.Lock()
 	held := q.msgs
@@ -323,6 +404,9 @@ func (d *dispatcher) abandon(key string, q *convQueue) {
 	delete(d.convs, key)
 	d.mu.Unlock()
 	if d.ctx.Err() != nil {
+		for _, m := range held {
+			_ = m.Nak()
+		}
 		return
 	}
 	d.log.Warn("conversation's events handed back for a later try", "conversation", key, "events", len(held))
@@ -413,10 +497,7 @@ func (d *dispatcher) deliver(msg jetstream.Msg) bool {
 		if disable {
 			log.Error("sink disabled until restart")
 			d.deadLetter(msg, ev, err.Error(), attempt)
-			if d.rt.cfg.Disabled != nil {
-				d.rt.cfg.Disabled(d.ctx, d.name, err)
-			}
-			d.cancel()
+			d.disableSink(err)
 			return false
 		}
 		if !retry || attempt >= maxAttempts {
@@ -480,10 +561,7 @@ func (d *dispatcher) deliverBatch(b sinks.Batcher, msgs []jetstream.Msg, evs []e
 			for i, msg := range msgs {
 				d.deadLetter(msg, evs[i], err.Error(), attempt)
 			}
-			if d.rt.cfg.Disabled != nil {
-				d.rt.cfg.Disabled(d.ctx, d.name, err)
-			}
-			d.cancel()
+			d.disableSink(err)
 			return false
 		case !retry:
 			// Likely one bad event: the others must not be dead-lettered

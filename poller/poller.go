@@ -24,6 +24,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/lease"
 )
 
 // API is the part of the Bilibili client the poller uses.
@@ -88,7 +89,7 @@ type Status struct {
 type Poller struct {
 	cfg      Config
 	log      *slog.Logger
-	lease    *Lease
+	lease    *lease.Lease
 	profiles *profiles
 	wake     chan struct{}
 
@@ -135,7 +136,7 @@ func New(cfg Config) *Poller {
 		status:   Status{LoginValid: true, Leader: cfg.Leases == nil},
 	}
 	if cfg.Leases != nil {
-		p.lease = NewLease(cfg.Leases, strconv.FormatInt(cfg.AccountUID, 10), uuid.NewString(), log)
+		p.lease = lease.New(cfg.Leases, strconv.FormatInt(cfg.AccountUID, 10), uuid.NewString(), log)
 	}
 	return p
 }

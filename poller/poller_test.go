@@ -17,6 +17,7 @@ import (
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/lease"
 	"github.com/bilibridge/bilibridge/poller"
 )
 
@@ -445,13 +446,13 @@ func TestOnlyOnePollerPollsAndTheOtherTakesOver(t *testing.T) {
 
 func TestLeaseExpiresWhenHolderDies(t *testing.T) {
 	r := newRig(t)
-	dead := poller.NewLease(r.store.Leases, "1", "dead", slogDiscard())
+	dead := lease.New(r.store.Leases, "1", "dead", slogDiscard())
 	if !dead.Renew(context.Background()) {
 		t.Fatal("first holder could not take the lease")
 	}
 	// The holder dies without releasing. The other cannot take the lease
 	// until the TTL (1s) passes, then can.
-	alive := poller.NewLease(r.store.Leases, "1", "alive", slogDiscard())
+	alive := lease.New(r.store.Leases, "1", "alive", slogDiscard())
 	if alive.Renew(context.Background()) {
 		t.Fatal("lease taken while held")
 	}

@@ -1,4 +1,7 @@
-package poller
+// Package lease gives one process at a time a job across several bridge
+// processes on one NATS: polling an account, delivering to a sink. A lease
+// is a key in a KV bucket whose TTL expires it unless the holder renews it.
+package lease
 
 import (
 	"context"
@@ -10,10 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Lease makes sure only one process polls an account: Bilibili's risk
-// control punishes an account polled twice as often. It is a key in a KV
-// bucket whose TTL expires it unless the holder renews it; a holder that
-// dies is replaced within about two TTLs.
+// Lease is held by one process at a time; a holder that dies is replaced
+// within about two TTLs, one that stops hands it over at once.
 type Lease struct {
 	kv     jetstream.KeyValue
 	key    string
@@ -23,8 +24,8 @@ type Lease struct {
 	held   atomic.Bool
 }
 
-// NewLease returns a lease on key, held in the name of holder.
-func NewLease(kv jetstream.KeyValue, key, holder string, log *slog.Logger) *Lease {
+// New returns a lease on key, held in the name of holder.
+func New(kv jetstream.KeyValue, key, holder string, log *slog.Logger) *Lease {
 	return &Lease{kv: kv, key: key, holder: holder, log: log}
 }
 
@@ -44,7 +45,7 @@ func (l *Lease) Renew(ctx context.Context) bool {
 		// A revision mismatch or a missing key means it expired and
 		// someone may have taken it: try to take it afresh below.
 		l.held.Store(false)
-		l.log.Warn("poller lease lost", "key", l.key, "err", err)
+		l.log.Warn("lease lost", "key", l.key, "err", err)
 	}
 	rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -55,13 +56,13 @@ func (l *Lease) Renew(ctx context.Context) bool {
 	}
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			l.log.Warn("poller lease unavailable", "key", l.key, "err", err)
+			l.log.Warn("lease unavailable", "key", l.key, "err", err)
 		}
 		return false
 	}
 	l.rev = rev
 	l.held.Store(true)
-	l.log.Info("poller lease acquired", "key", l.key, "holder", l.holder)
+	l.log.Info("lease acquired", "key", l.key, "holder", l.holder)
 	return true
 }
 
@@ -95,6 +96,6 @@ func (l *Lease) Release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil {
-		l.log.Debug("releasing poller lease", "key", l.key, "err", err)
+		l.log.Debug("releasing lease", "key", l.key, "err", err)
 	}
 }
