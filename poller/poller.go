@@ -339,6 +339,7 @@ func (p *Poller) PollOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.lookupTalkers(ctx, sessions)
 	newTS := int64(ts)
 	var failed error
 	for i := range sessions {
@@ -611,6 +612,7 @@ func (p *Poller) bootstrap(ctx context.Context) error {
 		}
 		end = oldest
 	}
+	p.lookupTalkers(ctx, all)
 	var maxTS int64
 	published := 0
 	for i := range all {
@@ -755,6 +757,18 @@ func (p *Poller) conversation(ctx context.Context, s *bilibili.Session, msgs []b
 	p.lookup(ctx, []int64{int64(s.TalkerID)})
 	c.Name, c.Avatar, _ = p.profiles.get(int64(s.TalkerID))
 	return c
+}
+
+// lookupTalkers names every user talker of sessions in as few calls as
+// the endpoint allows (50 uids each), instead of one call per talker.
+func (p *Poller) lookupTalkers(ctx context.Context, sessions []bilibili.Session) {
+	var uids []int64
+	for i := range sessions {
+		if s := &sessions[i]; s.SessionType == bilibili.SessionUser && !s.IsSystem() {
+			uids = append(uids, int64(s.TalkerID))
+		}
+	}
+	p.lookup(ctx, uids)
 }
 
 func (p *Poller) lookup(ctx context.Context, uids []int64) {

@@ -146,20 +146,23 @@ func TestNewMessageBecomesOneEvent(t *testing.T) {
 func TestIdlePollIsOneCall(t *testing.T) {
 	r := newRig(t)
 	p := r.poller(nil)
-	r.deliver(friend, "before")
 	r.pollOnce(p)
 	r.fake.ResetCalls()
 	r.pollOnce(p)
 	if n, all := r.fake.Calls("new_sessions"), r.totalCalls(); n != 1 || all != 1 {
 		t.Errorf("idle poll made %d new_sessions calls and %d calls in all; want 1 and 1", n, all)
 	}
-	// k changed conversations cost 1 + k calls (plus the name lookup).
+	// k changed conversations cost 1 + k calls, plus one name lookup for
+	// all the talkers not seen before.
 	r.deliver(friend, "a")
 	r.deliver(other, "b")
 	r.fake.ResetCalls()
 	r.pollOnce(p)
 	if n := r.fake.Calls("new_sessions") + r.fake.Calls("fetch_session_msgs"); n != 3 {
 		t.Errorf("two changed conversations cost %d calls, want 3", n)
+	}
+	if n := r.fake.Calls("cards"); n != 1 {
+		t.Errorf("%d user card calls for two new talkers, want 1", n)
 	}
 }
 
