@@ -45,3 +45,36 @@ func TestAPIPicksTheAccount(t *testing.T) {
 		t.Errorf("command not on the second account's subject: %v", err)
 	}
 }
+
+func TestAPIRefusesHugeInputsCleanly(t *testing.T) {
+	r := newSendRig(t, rigOptions{})
+	api := httptest.NewServer(bridge.NewAPI(bridge.APIConfig{Token: apiToken, Outboxes: []*bridge.Outbox{
+		{NC: r.conn.NC, JS: r.conn.JS, State: r.store.State, Subjects: r.subjects, AccountUID: sndUID}}}))
+	t.Cleanup(api.Close)
+	for _, tc := range []struct {
+		name string
+		body string
+		want int
+	}{
+		{"100,000-character text", `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", 100_000) + `"}`, http.StatusRequestEntityTooLarge},
+		{"10 MB body", strings.Repeat(" ", 10<<20), http.StatusRequestEntityTooLarge},
+		{"just over the text limit", `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", bridge.MaxSendTextRunes+1) + `"}`, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, api.URL, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+apiToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+	info, err := r.store.Outbox.Info(context.Background())
+	if err != nil || info.State.Msgs != 0 {
+		t.Errorf("something was queued: %v %v", info.State.Msgs, err)
+	}
+}
