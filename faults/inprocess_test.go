@@ -1,0 +1,244 @@
+package faults_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+)
+
+// natsOn starts a JetStream server on addr storing in dir.
+func natsOn(t *testing.T, addr, dir string) *server.Server {
+	t.Helper()
+	ns, err := bridge.StartEmbedded(bridge.EmbeddedConfig{Listen: addr, StoreDir: dir, MaxStore: 1 << 30, MaxMemory: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestNATSRestart stops the external NATS server the bridge uses while
+// messages arrive, twice, and starts a new one on the same port and
+// store each time.
+func TestNATSRestart(t *testing.T) {
+	const (
+		messages = 1000
+		sendFor  = 15 * time.Second
+		restarts = 2
+		downFor  = 3 * time.Second
+	)
+	w := newWorld(t, 20)
+	r := newReceiver(t)
+	addr, dir := freeAddr(t), t.TempDir()
+	ns := natsOn(t, addr, dir)
+	t.Cleanup(func() {
+		if ns != nil {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	})
+	var logs logBuffer
+	dumpOnFailure(t, "bridge", &logs)
+	cfg := bridgeConfig(t, w, r, "nats://"+addr, 100*time.Millisecond)
+	start := time.Now()
+	runInProcess(t, cfg, w, 5*time.Second, &logs)
+	waitPolling(t, w, 20*time.Second)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sending := make(chan struct{})
+	go func() { defer close(sending); w.sendOver(ctx, messages, sendFor, 2) }()
+	sendStart := time.Now()
+	for i := range restarts {
+		time.Sleep(time.Until(sendStart.Add(time.Duration(i+1) * sendFor / (restarts + 1))))
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		t.Logf("NATS stopped at %s (%d sent, %d delivered)", time.Since(sendStart).Round(time.Millisecond), w.sentCount(), r.delivered(w))
+		time.Sleep(downFor)
+		ns = natsOn(t, addr, dir)
+		t.Logf("NATS started again at %s", time.Since(sendStart).Round(time.Millisecond))
+	}
+	<-sending
+	sentAt := time.Now()
+	all := r.waitAll(w, 120*time.Second)
+	t.Logf("after the last message was sent, delivery took %s more", time.Since(sentAt).Round(100*time.Millisecond))
+	rp := finish(t, "nats-restart", fmt.Sprintf("%d stops of the NATS server, %s each, restarted on the same port and store", restarts, downFor), w, r, start)
+	if !all {
+		t.Errorf("not everything arrived: %d of %d", rp.Delivered, rp.Sent)
+	}
+	for _, l := range logs.grep("lease") {
+		t.Log(l)
+	}
+}
+
+// TestWebhookDown makes the webhook endpoint answer 503 for 5s, then
+// refuse connections for 4s, while messages arrive. The runtime retries
+// on its schedule (5s, 30s, ...).
+func TestWebhookDown(t *testing.T) {
+	const (
+		messages = 1000
+		sendFor  = 15 * time.Second
+	)
+	w := newWorld(t, 20)
+	r := newReceiver(t)
+	ns := bridgetest.StartServer(t)
+	var logs logBuffer
+	dumpOnFailure(t, "bridge", &logs)
+	cfg := bridgeConfig(t, w, r, ns.URL, 100*time.Millisecond)
+	start := time.Now()
+	runInProcess(t, cfg, w, 5*time.Second, &logs)
+	waitPolling(t, w, 20*time.Second)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sending := make(chan struct{})
+	go func() { defer close(sending); w.sendOver(ctx, messages, sendFor, 3) }()
+	time.Sleep(3 * time.Second)
+	r.failWith(http.StatusServiceUnavailable, "")
+	t.Logf("endpoint answers 503 (%d sent, %d delivered)", w.sentCount(), r.delivered(w))
+	time.Sleep(5 * time.Second)
+	r.failWith(0, "")
+	r.down()
+	t.Logf("endpoint refuses connections (%d sent, %d delivered)", w.sentCount(), r.delivered(w))
+	time.Sleep(4 * time.Second)
+	r.up()
+	t.Logf("endpoint back (%d sent, %d delivered)", w.sentCount(), r.delivered(w))
+	<-sending
+	sentAt := time.Now()
+	all := r.waitAll(w, 90*time.Second)
+	t.Logf("after the last message was sent, delivery took %s more", time.Since(sentAt).Round(100*time.Millisecond))
+	r.mu.Lock()
+	refused := r.refused
+	r.mu.Unlock()
+	refusedConns := len(logs.grep("connection refused"))
+	rp := finish(t, "webhook-down", fmt.Sprintf("endpoint answered 503 for 5s (%d requests), then refused connections for 4s (%d attempts)", refused, refusedConns), w, r, start)
+	if !all {
+		t.Errorf("not everything arrived: %d of %d", rp.Delivered, rp.Sent)
+	}
+	if dead := logs.grep("dead-lettering"); len(dead) > 0 {
+		t.Errorf("%d events dead-lettered, e.g. %s", len(dead), dead[0])
+	}
+}
+
+// TestWebhookRetryAfterOutage makes the endpoint answer 503 with
+// Retry-After: 1 for 12s. Every retry honours Retry-After instead of the
+// schedule but still counts as an attempt, so after 9 attempts (about 9s)
+// each waiting event is dead-lettered and never reaches the endpoint
+// once it is back. Known bug (docs/reliability.md): skipped unless
+// FAULTS_KNOWN_BUGS=1.
+func TestWebhookRetryAfterOutage(t *testing.T) {
+	if os.Getenv("FAULTS_KNOWN_BUGS") == "" {
+		t.Skip("known bug: a short Retry-After burns the retry schedule (bridge/runtime.go deliver); set FAULTS_KNOWN_BUGS=1 to run")
+	}
+	w := newWorld(t, 5)
+	r := newReceiver(t)
+	ns := bridgetest.StartServer(t)
+	var logs logBuffer
+	cfg := bridgeConfig(t, w, r, ns.URL, 100*time.Millisecond)
+	start := time.Now()
+	runInProcess(t, cfg, w, 5*time.Second, &logs)
+	waitPolling(t, w, 20*time.Second)
+	r.failWith(http.StatusServiceUnavailable, "1")
+	w.sendOver(context.Background(), 50, time.Second, 5)
+	time.Sleep(12 * time.Second)
+	r.failWith(0, "")
+	r.waitAll(w, 20*time.Second)
+	r.mu.Lock()
+	refused := r.refused
+	r.mu.Unlock()
+	finish(t, "webhook-retry-after", fmt.Sprintf("endpoint answered 503 Retry-After: 1 for 12s (%d requests); %d events dead-lettered", refused, len(logs.grep("dead-lettering"))), w, r, start)
+}
+
+// TestBilibiliFaults makes new_sessions and fetch_session_msgs fail in
+// every way Bilibili fails, a few calls at a time, while messages arrive.
+func TestBilibiliFaults(t *testing.T) {
+	const maxSeconds = 60
+	w := newWorld(t, 3)
+	r := newReceiver(t)
+	ns := bridgetest.StartServer(t)
+	var logs logBuffer
+	dumpOnFailure(t, "bridge", &logs)
+	cfg := bridgeConfig(t, w, r, ns.URL, 100*time.Millisecond)
+	start := time.Now()
+	a := runInProcess(t, cfg, w, 2*time.Second, &logs) // a 3s delay is a timeout
+	waitPolling(t, w, 20*time.Second)
+	poller := a.Accounts[0].Poller
+
+	// Messages keep arriving (20/s) until every fault was hit, so that
+	// there is always a conversation to fetch. Few conversations keep a
+	// poll short: the client's budget is 2 calls/s, one per conversation.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sending := make(chan struct{})
+	go func() { defer close(sending); w.sendOver(ctx, 20*maxSeconds, maxSeconds*time.Second, 4) }()
+
+	kinds := []struct {
+		name string
+		f    bilitest.Fault
+	}{
+		{"-352", bilitest.Fault{Code: -352}},
+		{"-412", bilitest.Fault{Code: -412}},
+		{"HTTP 502", bilitest.Fault{Status: 502}},
+		{"HTTP 500 with -500", bilitest.Fault{Status: 500, Code: -500}},
+		{"timeout (3s delay)", bilitest.Fault{Delay: 3 * time.Second}},
+		{"malformed JSON", bilitest.Fault{Body: `{"code":0,"data":{"session_list":[`}},
+		{"-101", bilitest.Fault{Code: -101}},
+	}
+	const perFault = 2
+	injected := 0
+	var summary []string
+	for _, k := range kinds {
+		for _, ep := range []string{"new_sessions", "fetch_session_msgs"} {
+			before := w.fake.Calls(ep)
+			w.fake.Fail(ep, perFault, k.f)
+			end := time.Now().Add(20 * time.Second)
+			for w.fake.Calls(ep) < before+perFault && time.Now().Before(end) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			hit := min(w.fake.Calls(ep)-before, perFault)
+			w.fake.ClearFaults()
+			injected += hit
+			summary = append(summary, fmt.Sprintf("%s×%d on %s", k.name, hit, ep))
+			// A good poll between faults resets the poller's backoff,
+			// which otherwise doubles per failed poll.
+			hitAt := time.Now()
+			for !poller.Status().LastGoodPoll.After(hitAt) && time.Now().Before(hitAt.Add(30*time.Second)) {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	t.Logf("faults done at %s (%d sent, %d delivered)", time.Since(start).Round(time.Millisecond), w.sentCount(), r.delivered(w))
+	cancel()
+	<-sending
+	sentAt := time.Now()
+	all := r.waitAll(w, 120*time.Second)
+	t.Logf("after the last message was sent, delivery took %s more", time.Since(sentAt).Round(100*time.Millisecond))
+	rp := finish(t, "bilibili-faults", fmt.Sprintf("%d faulted calls: %s", injected, strings.Join(summary, ", ")), w, r, start)
+	if !all {
+		t.Errorf("not everything arrived: %d of %d", rp.Delivered, rp.Sent)
+	}
+	if injected < len(kinds)*2*perFault {
+		t.Errorf("only %d of %d faults were hit", injected, len(kinds)*2*perFault)
+	}
+	t.Logf("poll failures logged: %d; login-expired reports: %d", len(logs.grep("poll failed")), len(logs.grep("login expired")))
+}

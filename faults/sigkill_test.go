@@ -1,0 +1,285 @@
+package faults_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/sinks/webhook"
+)
+
+// leaseBucket opens the poller lease bucket on ns, waiting for the
+// bridge to create it.
+func leaseBucket(t *testing.T, ns *bridgetest.Server) jetstream.KeyValue {
+	t.Helper()
+	c := ns.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv, err := c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bridge.BucketLeases, History: 1, TTL: 30 * time.Second, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// unpin frees the sink consumer's priority group from the dead process.
+func unpin(t *testing.T, ns *bridgetest.Server, r *receiver) {
+	t.Helper()
+	s, err := webhook.New(webhook.Config{URL: r.URL(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ns.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.JS.Stream(ctx, bridge.StreamEvents)
+	if err == nil {
+		err = st.UnpinConsumer(ctx, bridge.ConsumerName(s.Name()), "bilibridge")
+	}
+	if err != nil {
+		t.Logf("unpinning the sink consumer: %v", err)
+	}
+}
+
+// releaseLease deletes the account's poller lease, which a SIGKILLed
+// process could not release: what a restarted process could do itself if
+// it recognised its own lease (see docs/reliability.md). Without it each
+// restart waits out the lease TTL (30s) before polling.
+func releaseLease(t *testing.T, kv jetstream.KeyValue) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := kv.Delete(ctx, fmt.Sprint(accountUID)); err != nil {
+		t.Logf("releasing the dead process's lease: %v", err)
+	}
+}
+
+// binary is the bilibridge command built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "bilibridge-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
+		fmt.Fprintf(os.Stderr, "faults: no module root (go env GOMOD: %q, %v)\n", out, err)
+		return 1
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	binary = filepath.Join(dir, "bilibridge")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/bilibridge")
+	build.Dir = root
+	if b, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "faults: building bilibridge: %v\n%s", err, b)
+		return 1
+	}
+	return m.Run()
+}
+
+// proc is the bridge running as a child process, restarted after each
+// kill; its stderr from every run goes to one log file.
+type proc struct {
+	t   *testing.T
+	env []string
+	log string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	runs int
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f, err := os.OpenFile(p.log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.runs++
+	fmt.Fprintf(f, "===== run %d at %s\n", p.runs, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(binary, "run")
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		p.t.Fatal(err)
+	}
+	f.Close() // the child holds its own descriptor
+	p.cmd = cmd
+}
+
+// kill SIGKILLs the running process and reaps it.
+func (p *proc) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}
+
+// stop ends the process with SIGTERM (a clean shutdown).
+func (p *proc) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	p.cmd = nil
+}
+
+func (p *proc) String() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+func (p *proc) grep(s string) []string {
+	var out []string
+	for _, line := range strings.Split(p.String(), "\n") {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func bridgeEnv(w *world, r *receiver, natsURL, dataDir string) []string {
+	u := w.fake.URL()
+	return []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"BILI_API_URL=" + u, "BILI_MAIN_API_URL=" + u, "BILI_PASSPORT_URL=" + u, "BILI_WWW_URL=" + u,
+		"BILI_SESSDATA=" + sessdata, "BILI_JCT=" + biliJct, fmt.Sprintf("BILI_UID=%d", accountUID),
+		"DATA_DIR=" + dataDir, "NATS_URL=" + natsURL, "HTTP_ADDR=",
+		"POLL_INTERVAL=200ms", "POLL_UNSAFE=1",
+		"WEBHOOK_URLS=" + r.URL(), "WEBHOOK_SECRET=" + secret,
+		"LOG_LEVEL=info",
+	}
+}
+
+// TestSIGKILL kills the bridge process with SIGKILL at random moments
+// while 2,000 messages arrive in 20 conversations, restarting it right
+// after each kill, and checks that every message reaches the webhook
+// once at least, in order per conversation.
+//
+// A SIGKILLed process leaves its poller lease (TTL 30s) and its pin on
+// the sink consumer's priority group (PinnedTTL 60s) behind; the
+// restarted process waits both out. To kill five times within a minute,
+// the test itself releases both after each kill (releaseLease, unpin),
+// standing in for a restarted bridge that recognised its own lease and
+// pin. TestSIGKILLPlain (FAULTS_SLOW=1) kills once without that help.
+func TestSIGKILL(t *testing.T) {
+	sigkill(t, "sigkill", 2000, 5, 25*time.Second, true)
+}
+
+// TestSIGKILLPlain kills the bridge once and lets the restarted process
+// wait out the dead one's lease and pin, as it would in production. It
+// takes over a minute, so it runs only with FAULTS_SLOW=1.
+func TestSIGKILLPlain(t *testing.T) {
+	if os.Getenv("FAULTS_SLOW") == "" {
+		t.Skip("takes over a minute (the lease and pin TTLs); set FAULTS_SLOW=1 to run")
+	}
+	sigkill(t, "sigkill-plain", 500, 1, 5*time.Second, false)
+}
+
+func sigkill(t *testing.T, scenario string, messages, kills int, sendFor time.Duration, fastRestart bool) {
+	const convs = 20
+	w := newWorld(t, convs)
+	r := newReceiver(t)
+	ns := bridgetest.StartServer(t)
+	p := &proc{t: t, env: bridgeEnv(w, r, ns.URL, t.TempDir()), log: filepath.Join(t.TempDir(), "bridge.log")}
+	dumpOnFailure(t, "bridge", p)
+	t.Cleanup(p.stop)
+
+	var leases jetstream.KeyValue
+	if fastRestart {
+		leases = leaseBucket(t, ns)
+	}
+	start := time.Now()
+	p.start()
+	waitPolling(t, w, 30*time.Second)
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sending := make(chan struct{})
+	go func() { defer close(sending); w.sendOver(ctx, messages, sendFor, seed) }()
+
+	// Kill at random moments while the messages arrive.
+	var at []time.Duration
+	for range kills {
+		at = append(at, time.Duration((1+rng.Float64()*(sendFor.Seconds()-2))*float64(time.Second)))
+	}
+	slices.Sort(at)
+	var killedAt []time.Time
+	for i := 1; i < len(at); i++ { // let each process get going
+		at[i] = max(at[i], at[i-1]+time.Second)
+	}
+	sendStart := time.Now()
+	for i, d := range at {
+		time.Sleep(time.Until(sendStart.Add(d)))
+		p.kill()
+		killedAt = append(killedAt, time.Now())
+		t.Logf("SIGKILL %d at %s (%d sent, %d delivered)", i+1, time.Since(sendStart).Round(time.Millisecond), w.sentCount(), r.delivered(w))
+		if fastRestart {
+			releaseLease(t, leases)
+			unpin(t, ns, r)
+		}
+		p.start()
+	}
+	<-sending
+	sentAt := time.Now()
+	all := r.waitAll(w, 150*time.Second)
+	t.Logf("after the last message was sent, delivery took %s more", time.Since(sentAt).Round(100*time.Millisecond))
+	for i, k := range killedAt {
+		if first := r.firstArrivalAfter(k); !first.IsZero() {
+			t.Logf("SIGKILL %d: next new webhook delivery %s after the kill", i+1, first.Sub(k).Round(10*time.Millisecond))
+		}
+	}
+	how := "restarted at once; the test released the dead process's lease and pin"
+	if !fastRestart {
+		how = "restarted at once; the dead process's lease and pin left to expire"
+	}
+	rp := finish(t, scenario, fmt.Sprintf("%d SIGKILLs of the bridge process, each %s", kills, how), w, r, start)
+	if !all {
+		t.Errorf("not everything arrived: %d of %d", rp.Delivered, rp.Sent)
+	}
+	for _, l := range p.grep("lease acquired") {
+		t.Log(l)
+	}
+}
