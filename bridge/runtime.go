@@ -475,6 +475,7 @@ func (d *dispatcher) deliver(msg jetstream.Msg) bool {
 		return d.deadLetter(msg, events.Event{ID: "unparseable-" + strconv.FormatUint(seq(msg), 10), Data: msg.Data()}, err.Error(), attempt)
 	}
 	maxAttempts := len(d.rt.cfg.Schedule) + 1
+	bo := &backoff{schedule: d.rt.cfg.Schedule}
 	for {
 		ctx, cancel := context.WithTimeout(d.ctx, d.rt.cfg.DeliverTimeout)
 		err := safeDeliver(ctx, d.sink, ev)
@@ -505,10 +506,7 @@ func (d *dispatcher) deliver(msg jetstream.Msg) bool {
 			log.Warn("delivery failed; dead-lettering", "permanent", !retry)
 			return d.deadLetter(msg, ev, err.Error(), attempt)
 		}
-		wait := after
-		if wait <= 0 {
-			wait = jitter(d.rt.cfg.Schedule[attempt-1])
-		}
+		wait, counts := bo.next(attempt, after)
 		m.retried.WithLabelValues(d.name).Inc()
 		log.Info("delivery failed; will retry", "retry_in", wait)
 		select {
@@ -516,7 +514,9 @@ func (d *dispatcher) deliver(msg jetstream.Msg) bool {
 			return false
 		case <-time.After(wait):
 		}
-		attempt++
+		if counts {
+			attempt++
+		}
 	}
 }
 
@@ -534,6 +534,7 @@ func (d *dispatcher) deliverBatch(b sinks.Batcher, msgs []jetstream.Msg, evs []e
 		}
 	}
 	maxAttempts := len(d.rt.cfg.Schedule) + 1
+	bo := &backoff{schedule: d.rt.cfg.Schedule}
 	for {
 		ctx, cancel := context.WithTimeout(d.ctx, d.rt.cfg.DeliverTimeout)
 		err := safeDeliverBatch(ctx, b, evs)
@@ -584,10 +585,7 @@ func (d *dispatcher) deliverBatch(b sinks.Batcher, msgs []jetstream.Msg, evs []e
 			}
 			return true
 		}
-		wait := after
-		if wait <= 0 {
-			wait = jitter(d.rt.cfg.Schedule[attempt-1])
-		}
+		wait, counts := bo.next(attempt, after)
 		m.retried.WithLabelValues(d.name).Inc()
 		log.Info("batch delivery failed; will retry", "retry_in", wait)
 		select {
@@ -595,7 +593,9 @@ func (d *dispatcher) deliverBatch(b sinks.Batcher, msgs []jetstream.Msg, evs []e
 			return false
 		case <-time.After(wait):
 		}
-		attempt++
+		if counts {
+			attempt++
+		}
 	}
 }
 
@@ -606,6 +606,29 @@ func safeDeliverBatch(ctx context.Context, b sinks.Batcher, evs []events.Event) 
 		}
 	}()
 	return b.DeliverBatch(ctx, evs)
+}
+
+// backoff decides the wait before the next attempt. A wait the platform
+// asked for (retry-after) is honoured exactly, but uses up an attempt only
+// once such waits add up to the schedule's step: an endpoint that asks for
+// a second at a time still gets about a day of retries, not nine seconds.
+type backoff struct {
+	schedule []time.Duration
+	waited   time.Duration
+}
+
+func (b *backoff) next(attempt int, after time.Duration) (wait time.Duration, counts bool) {
+	step := b.schedule[attempt-1]
+	if after <= 0 {
+		b.waited = 0
+		return jitter(step), true
+	}
+	b.waited += after
+	if b.waited >= step {
+		b.waited = 0
+		return after, true
+	}
+	return after, false
 }
 
 // safeDeliver keeps a panicking sink from taking the process down.

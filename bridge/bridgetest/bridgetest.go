@@ -94,7 +94,7 @@ func StreamEvents(t testing.TB, s jetstream.Stream) []Msg {
 // on real work (a goroutine, a server) and asserts nothing about time.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
