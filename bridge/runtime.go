@@ -90,7 +90,9 @@ func NewRuntime(cfg RuntimeConfig) *Runtime {
 		cfg.Schedule = DefaultSchedule
 	}
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
+		// Shorter than a lease TTL: the events a dead holder had in flight
+		// come due before another process can take its lease over.
+		cfg.AckWait = 10 * time.Second
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 1000
@@ -232,6 +234,13 @@ func (r *Runtime) consume(ctx context.Context, sink sinks.Sink, cfg jetstream.Co
 			return stopContext, nil
 		}
 		return stopContext, fmt.Errorf("sink %s: creating consumer: %w", sink.Name(), err)
+	}
+	// Events still in flight (a holder that died, not one that stopped and
+	// handed them back) are redelivered after AckWait, and before anything
+	// newer: wait for them to come due, or the conversation's order breaks.
+	if info, err := cons.Info(ctx); err == nil && info.NumAckPending > 0 {
+		log.Info("waiting for the events a previous holder had in flight", "events", info.NumAckPending, "wait", r.cfg.AckWait)
+		sleep(ctx, r.cfg.AckWait)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

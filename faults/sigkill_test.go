@@ -19,6 +19,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
 
@@ -36,35 +37,29 @@ func leaseBucket(t *testing.T, ns *bridgetest.Server) jetstream.KeyValue {
 	return kv
 }
 
-// unpin frees the sink consumer's priority group from the dead process.
-func unpin(t *testing.T, ns *bridgetest.Server, r *receiver) {
+// sinkLeaseKey is the lease of the webhook sink to r.
+func sinkLeaseKey(t *testing.T, r *receiver) string {
 	t.Helper()
 	s, err := webhook.New(webhook.Config{URL: r.URL(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := ns.Connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := c.JS.Stream(ctx, bridge.StreamEvents)
-	if err == nil {
-		err = st.UnpinConsumer(ctx, bridge.ConsumerName(s.Name()), "bilibridge")
-	}
-	if err != nil {
-		t.Logf("unpinning the sink consumer: %v", err)
-	}
+	return "sink." + events.Token(s.Name())
 }
 
-// releaseLease deletes the account's poller lease, which a SIGKILLed
-// process could not release: what a restarted process could do itself if
-// it recognised its own lease (see docs/reliability.md). Without it each
-// restart waits out the lease TTL (30s) before polling.
-func releaseLease(t *testing.T, kv jetstream.KeyValue) {
+// releaseLeases deletes the account's poller lease and the sink's lease,
+// which a SIGKILLed process could not release: what a restarted process
+// could do itself if it recognised its own leases (see
+// docs/reliability.md). Without it each restart waits out the lease TTL
+// (30s) before polling and delivering.
+func releaseLeases(t *testing.T, kv jetstream.KeyValue, keys ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := kv.Delete(ctx, fmt.Sprint(accountUID)); err != nil {
-		t.Logf("releasing the dead process's lease: %v", err)
+	for _, k := range append([]string{fmt.Sprint(accountUID)}, keys...) {
+		if err := kv.Delete(ctx, k); err != nil {
+			t.Logf("releasing the dead process's lease %s: %v", k, err)
+		}
 	}
 }
 
@@ -195,23 +190,18 @@ func bridgeEnv(w *world, r *receiver, natsURL, dataDir string) []string {
 // after each kill, and checks that every message reaches the webhook
 // once at least, in order per conversation.
 //
-// A SIGKILLed process leaves its poller lease (TTL 30s) and its pin on
-// the sink consumer's priority group (PinnedTTL 60s) behind; the
-// restarted process waits both out. To kill five times within a minute,
-// the test itself releases both after each kill (releaseLease, unpin),
-// standing in for a restarted bridge that recognised its own lease and
-// pin. TestSIGKILLPlain (FAULTS_SLOW=1) kills once without that help.
+// A SIGKILLed process leaves its poller lease and its sink lease (TTL
+// 30s) behind; the restarted process waits them out. To kill five times
+// within a minute, the test itself releases both after each kill
+// (releaseLeases), standing in for a restarted bridge that recognised its
+// own leases. TestSIGKILLPlain kills once without that help.
 func TestSIGKILL(t *testing.T) {
 	sigkill(t, "sigkill", 2000, 5, 25*time.Second, true)
 }
 
 // TestSIGKILLPlain kills the bridge once and lets the restarted process
-// wait out the dead one's lease and pin, as it would in production. It
-// takes over a minute, so it runs only with FAULTS_SLOW=1.
+// wait out the dead one's leases, as it would in production.
 func TestSIGKILLPlain(t *testing.T) {
-	if os.Getenv("FAULTS_SLOW") == "" {
-		t.Skip("takes over a minute (the lease and pin TTLs); set FAULTS_SLOW=1 to run")
-	}
 	sigkill(t, "sigkill-plain", 500, 1, 5*time.Second, false)
 }
 
@@ -257,8 +247,7 @@ func sigkill(t *testing.T, scenario string, messages, kills int, sendFor time.Du
 		killedAt = append(killedAt, time.Now())
 		t.Logf("SIGKILL %d at %s (%d sent, %d delivered)", i+1, time.Since(sendStart).Round(time.Millisecond), w.sentCount(), r.delivered(w))
 		if fastRestart {
-			releaseLease(t, leases)
-			unpin(t, ns, r)
+			releaseLeases(t, leases, sinkLeaseKey(t, r))
 		}
 		p.start()
 	}
@@ -271,9 +260,9 @@ func sigkill(t *testing.T, scenario string, messages, kills int, sendFor time.Du
 			t.Logf("SIGKILL %d: next new webhook delivery %s after the kill", i+1, first.Sub(k).Round(10*time.Millisecond))
 		}
 	}
-	how := "restarted at once; the test released the dead process's lease and pin"
+	how := "restarted at once; the test released the dead process's leases"
 	if !fastRestart {
-		how = "restarted at once; the dead process's lease and pin left to expire"
+		how = "restarted at once; the dead process's leases left to expire"
 	}
 	rp := finish(t, scenario, fmt.Sprintf("%d SIGKILLs of the bridge process, each %s", kills, how), w, r, start)
 	if !all {
