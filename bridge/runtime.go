@@ -515,16 +515,9 @@ func (d *dispatcher) deliver(msg jetstream.Msg) bool {
 			log.Warn("delivery failed; dead-lettering", "permanent", !retry)
 			return d.deadLetter(msg, ev, err.Error(), attempt)
 		}
-		wait, counts := bo.next(attempt, after)
-		m.retried.WithLabelValues(d.name).Inc()
-		log.Info("delivery failed; will retry", "retry_in", wait)
-		select {
-		case <-d.ctx.Done():
+		var ok bool
+		if attempt, ok = d.retryWait(bo, attempt, after, log.With("batch", false)); !ok {
 			return false
-		case <-time.After(wait):
-		}
-		if counts {
-			attempt++
 		}
 	}
 }
@@ -594,16 +587,9 @@ func (d *dispatcher) deliverBatch(b sinks.Batcher, msgs []jetstream.Msg, evs []e
 			}
 			return true
 		}
-		wait, counts := bo.next(attempt, after)
-		m.retried.WithLabelValues(d.name).Inc()
-		log.Info("batch delivery failed; will retry", "retry_in", wait)
-		select {
-		case <-d.ctx.Done():
+		var ok bool
+		if attempt, ok = d.retryWait(bo, attempt, after, log.With("batch", true)); !ok {
 			return false
-		case <-time.After(wait):
-		}
-		if counts {
-			attempt++
 		}
 	}
 }
@@ -615,6 +601,23 @@ func safeDeliverBatch(ctx context.Context, b sinks.Batcher, evs []events.Event) 
 		}
 	}()
 	return b.DeliverBatch(ctx, evs)
+}
+
+// retryWait waits before the next attempt and returns its number; false
+// means shutdown came first.
+func (d *dispatcher) retryWait(bo *backoff, attempt int, after time.Duration, log *slog.Logger) (int, bool) {
+	wait, counts := bo.next(attempt, after)
+	d.rt.cfg.Metrics.retried.WithLabelValues(d.name).Inc()
+	log.Info("delivery failed; will retry", "retry_in", wait)
+	select {
+	case <-d.ctx.Done():
+		return attempt, false
+	case <-time.After(wait):
+	}
+	if counts {
+		attempt++
+	}
+	return attempt, true
 }
 
 // backoff decides the wait before the next attempt. A wait the platform
