@@ -50,7 +50,7 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 		Logger:   slog.New(slog.NewTextHandler(opts.Log, nil)),
 		Started: func(a *App) {
 			go func() {
-				if err := Tail(ctx, a.Conn.NC, a.Subjects.Prefix+".>", opts.Out); err != nil {
+				if err := Tail(ctx, a.Conn.NC, a.Subjects.All(), opts.Out); err != nil {
 					fmt.Fprintln(opts.Out, "tail:", err)
 				}
 			}()

@@ -63,8 +63,10 @@ func (s Subjects) Dead(uid int64, sink string) string {
 	return fmt.Sprintf("%s.%d.dead.%s", s.prefix(), uid, Token(sink))
 }
 
-// Stream is the subject filter of stream BILI.
-func (s Subjects) Stream() string { return s.prefix() + ".*.>" }
+// All matches every subject of the contract, the outbox's too: what
+// `bilibridge tail` shows. It is no stream's subject list (BILI and
+// BILI_OUTBOX must not overlap).
+func (s Subjects) All() string { return s.prefix() + ".*.>" }
 
 // Outbox is the subject filter of stream BILI_OUTBOX.
 func (s Subjects) Outbox() string { return s.prefix() + ".*.send.>" }

@@ -200,14 +200,14 @@ func TestStreamFilters(t *testing.T) {
 				if subjectMatches(subj, outbox) != wantOutbox {
 					t.Errorf("%q matches Outbox() %q: %v, want %v", subj, outbox, !wantOutbox, wantOutbox)
 				}
-				if !subjectMatches(subj, s.Stream()) {
-					t.Errorf("%q is not under Stream() %q", subj, s.Stream())
+				if !subjectMatches(subj, s.All()) {
+					t.Errorf("%q is not under All() %q", subj, s.All())
 				}
 			}
-			// Stream() is the catch-all (for tail): it covers the outbox
+			// All() is the catch-all (for tail): it covers the outbox
 			// too, so it must never be a stream's subject list beside it.
-			if !subjectsCollide(s.Stream(), outbox) {
-				t.Errorf("Stream() %q should cover Outbox() %q", s.Stream(), outbox)
+			if !subjectsCollide(s.All(), outbox) {
+				t.Errorf("All() %q should cover Outbox() %q", s.All(), outbox)
 			}
 			// Subjects outside the contract reach no stream.
 			for _, subj := range []string{"other.1.msg.1.2", s.Message(uid, 1, talkerID)[:strings.Index(s.Message(uid, 1, talkerID), ".msg")], strings.Split(outbox, ".")[0] + ".1.sendx.1.2"} {

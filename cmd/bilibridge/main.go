@@ -36,7 +36,7 @@ const usage = `bilibridge turns a Bilibili account's private messages into a tea
 Usage:
   bilibridge [run]              poll the account and publish its DMs (the default)
   bilibridge login [--check]    log in by scanning a QR code with the Bilibili app
-  bilibridge tail [filter]      print live events, one line each (filter default "%s.>")
+  bilibridge tail [filter]      print live events, one line each (filter default "%s.*.>")
   bilibridge demo [-for 1m]     the whole pipeline against a built-in fake Bilibili
   bilibridge bench [flags]      measure the whole pipeline against the fake (docs/benchmarks.md)
   bilibridge send --to ID [--group] --text "…" | --image URL [--wait]
@@ -106,7 +106,7 @@ func tail(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	filter := cfg.Prefix + ".>"
+	filter := events.Subjects{Prefix: cfg.Prefix}.All()
 	if len(args) > 0 {
 		filter = args[0]
 	}
