@@ -350,22 +350,34 @@ func TestKindsDirectionsRecallsAndRemovals(t *testing.T) {
 	}
 }
 
-func TestLongBacklogIsPagedInOrder(t *testing.T) {
-	r := newRig(t)
-	p := r.poller(func(c *poller.Config) { c.PageSize = 40 })
-	r.pollOnce(p)
-	for i := range 250 {
-		r.deliver(friend, fmt.Sprint(i))
-	}
-	r.pollOnce(p)
-	evs := r.events()
-	if len(evs) != 250 {
-		t.Fatalf("%d events, want 250", len(evs))
-	}
-	for i, e := range evs {
-		if got := messageData(t, e).Message.Text; got != fmt.Sprint(i) {
-			t.Fatalf("event %d is %q: not oldest first", i, got)
-		}
+func TestLongBacklogIsPagedInOrderLosingNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pageSize int
+	}{
+		{"one round", 40},
+		// 125 pages: more than one round holds, so the oldest pages must
+		// be published first and the rest in the next round.
+		{"several rounds", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			p := r.poller(func(c *poller.Config) { c.PageSize = tc.pageSize })
+			r.pollOnce(p)
+			for i := range 250 {
+				r.deliver(friend, fmt.Sprint(i))
+			}
+			r.pollOnce(p)
+			evs := r.events()
+			if len(evs) != 250 {
+				t.Fatalf("%d events, want 250", len(evs))
+			}
+			for i, e := range evs {
+				if got := messageData(t, e).Message.Text; got != fmt.Sprint(i) {
+					t.Fatalf("event %d is %q: lost or out of order", i, got)
+				}
+			}
+		})
 	}
 }
 
@@ -462,27 +474,6 @@ func TestLeaseExpiresWhenHolderDies(t *testing.T) {
 	bridgetest.Eventually(t, "expiry", func() bool { return alive.Renew(context.Background()) })
 	if dead.Renew(context.Background()) {
 		t.Error("the dead holder got the lease back while another holds it")
-	}
-}
-
-func TestBacklogLongerThanOneRoundLosesNothing(t *testing.T) {
-	r := newRig(t)
-	// Pages of 2: the 250 messages take 125 pages, more than one round
-	// holds, so the oldest pages must be published first.
-	p := r.poller(func(c *poller.Config) { c.PageSize = 2 })
-	r.pollOnce(p)
-	for i := range 250 {
-		r.deliver(friend, fmt.Sprint(i))
-	}
-	r.pollOnce(p)
-	evs := r.events()
-	if len(evs) != 250 {
-		t.Fatalf("%d events, want 250", len(evs))
-	}
-	for i, e := range evs {
-		if got := messageData(t, e).Message.Text; got != fmt.Sprint(i) {
-			t.Fatalf("event %d is %q: lost or out of order", i, got)
-		}
 	}
 }
 

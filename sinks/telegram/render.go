@@ -58,19 +58,7 @@ func httpURL(u string) bool {
 // visibleLen is the length Telegram counts for HTML: tags removed,
 // entities decoded, in UTF-16 code units.
 func visibleLen(h string) int {
-	var b strings.Builder
-	in := false
-	for _, r := range h {
-		switch {
-		case r == '<':
-			in = true
-		case r == '>':
-			in = false
-		case !in:
-			b.WriteRune(r)
-		}
-	}
-	return utf16Len(html.UnescapeString(b.String()))
+	return utf16Len(html.UnescapeString(stripTags(h)))
 }
 
 func utf16Len(s string) int { return len(utf16.Encode([]rune(s))) }
@@ -339,6 +327,7 @@ func textPartsHTML(body, tail string) []part {
 	return textPartsPlain("", html.UnescapeString(stripTags(body)), tail)
 }
 
+// stripTags drops HTML tags, keeping the text between them.
 func stripTags(h string) string {
 	var b strings.Builder
 	in := false
