@@ -58,6 +58,11 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.APIToken, cfg.WebhookSecret, cfg.WebhookURLs = apiToken, whsecret, hook.URL+"/in?token="+hookToken
 	var logs lockedBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("bridge log:\n%s", logs.String())
+		}
+	})
 	r := startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(),
 		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: sessdata, BiliJct: jct, RefreshToken: "refresh-sekret"}}}})

@@ -159,7 +159,9 @@ func (r *Runtime) Run(ctx context.Context, sink sinks.Sink) error {
 	wait := time.Second
 	for ctx.Err() == nil {
 		if l != nil && !l.Renew(ctx) {
-			sleep(ctx, r.cfg.LeaseTTL/3) // another process delivers; stand by
+			// Another process delivers (or NATS was slow to answer): stand
+			// by, and look again soon, so that a takeover is quick.
+			sleep(ctx, min(r.cfg.LeaseTTL/3, 2*time.Second))
 			continue
 		}
 		stop, err := r.consumeHeld(ctx, sink, cfg, l, log)
