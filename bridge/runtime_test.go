@@ -132,7 +132,10 @@ func (r *rtRig) run(rcv *receiver, mod func(*bridge.RuntimeConfig)) (stop func()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	result := make(chan error, 1)
-	go func() { result <- bridge.NewRuntime(cfg).Run(ctx, sink) }()
+	// Made here, not in the goroutine: a sink starts with the events
+	// published after NewRuntime, and the test publishes right after run.
+	rt := bridge.NewRuntime(cfg)
+	go func() { result <- rt.Run(ctx, sink) }()
 	// done reports the result to the test; stop waits for it.
 	go func() { err := <-result; errc <- err; close(errc) }()
 	var once sync.Once
