@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/bilibridge/bilibridge/netguard"
 )
 
 // MaxImageBytes is the largest image the sender downloads for a reply.
@@ -97,7 +96,7 @@ func (f *ImageFetcher) Fetch(ctx context.Context, raw string) (*FetchedImage, er
 	req.Header.Set("Accept", "image/jpeg, image/png, image/gif")
 	resp, err := f.client().Do(req)
 	if err != nil {
-		if errors.Is(err, errPrivateAddress) {
+		if errors.Is(err, netguard.ErrPrivateAddress) {
 			return nil, &ImageError{Reason: "image_url points to a private or local network address"}
 		}
 		var ue *url.Error
@@ -141,54 +140,5 @@ func (f *ImageFetcher) client() *http.Client {
 	if f.Client != nil {
 		return f.Client
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second}
-	if !f.AllowPrivateNetworks {
-		dialer.Control = func(network, address string, c syscall.RawConn) error {
-			if slices.Contains(f.AllowAddrs, address) {
-				return nil
-			}
-			return refusePrivate(network, address, c)
-		}
-	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 20 * time.Second,
-		MaxIdleConns:          4,
-		IdleConnTimeout:       30 * time.Second,
-	}
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return errors.New("too many redirects")
-			}
-			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-				return errors.New("redirect to a non-http URL")
-			}
-			return nil
-		},
-	}
-}
-
-var errPrivateAddress = errors.New("refusing to connect to a private or local address")
-
-// refusePrivate is a dialer Control: it runs on the resolved address, so
-// DNS names pointing inside cannot get around it.
-func refusePrivate(network, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() ||
-		ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() {
-		return errPrivateAddress
-	}
-	// 100.64.0.0/10 (carrier-grade NAT) is not "private" to net.IP.
-	if v4 := ip.To4(); v4 != nil && v4[0] == 100 && v4[1]&0xC0 == 64 {
-		return errPrivateAddress
-	}
-	return nil
+	return netguard.Client(netguard.Options{AllowPrivate: f.AllowPrivateNetworks, AllowAddrs: f.AllowAddrs})
 }
