@@ -175,29 +175,44 @@ func TestImageSendThroughUpload(t *testing.T) {
 
 func TestErrorClasses(t *testing.T) {
 	tests := []struct {
-		name  string
-		fault bilitest.Fault
-		class bilibili.Class
-		code  int
+		name      string
+		fault     bilitest.Fault
+		class     bilibili.Class
+		code      int
+		retryable bool
 	}{
-		{"not logged in", bilitest.Fault{Code: -101}, bilibili.ClassLoginExpired, -101},
-		{"csrf", bilitest.Fault{Code: -111}, bilibili.ClassLoginExpired, -111},
-		{"risk control", bilitest.Fault{Code: -352}, bilibili.ClassRiskControl, -352},
-		{"intercepted", bilitest.Fault{Code: -412}, bilibili.ClassRiskControl, -412},
-		{"too many", bilitest.Fault{Code: -799}, bilibili.ClassRiskControl, -799},
-		{"too fast", bilitest.Fault{Code: 21020}, bilibili.ClassRateLimited, 21020},
-		{"blocked a day", bilitest.Fault{Code: 21046}, bilibili.ClassBlocked, 21046},
-		{"stranger", bilitest.Fault{Code: 21047}, bilibili.ClassRefusedByPeer, 21047},
-		{"privacy", bilitest.Fault{Code: 25003}, bilibili.ClassRefusedByPeer, 25003},
-		{"blacklisted", bilitest.Fault{Code: 25005}, bilibili.ClassRefusedByPeer, 25005},
-		{"too long", bilitest.Fault{Code: 21007}, bilibili.ClassInvalidRequest, 21007},
-		{"self", bilitest.Fault{Code: 21026}, bilibili.ClassInvalidRequest, 21026},
-		{"bad request", bilitest.Fault{Code: -400}, bilibili.ClassInvalidRequest, -400},
-		{"HTTP 502", bilitest.Fault{Status: 502}, bilibili.ClassTransient, 0},
-		{"HTTP 412", bilitest.Fault{Status: 412}, bilibili.ClassRiskControl, 0},
-		{"malformed body", bilitest.Fault{Body: "{not json"}, bilibili.ClassTransient, 0},
-		{"HTML body", bilitest.Fault{Body: "<html>busy</html>"}, bilibili.ClassTransient, 0},
-		{"timeout", bilitest.Fault{Delay: 5 * time.Second}, bilibili.ClassTransient, 0},
+		{"not logged in", bilitest.Fault{Code: -101}, bilibili.ClassLoginExpired, -101, false},
+		{"csrf", bilitest.Fault{Code: -111}, bilibili.ClassLoginExpired, -111, false},
+		{"risk control", bilitest.Fault{Code: -352}, bilibili.ClassRiskControl, -352, true},
+		{"intercepted", bilitest.Fault{Code: -412}, bilibili.ClassRiskControl, -412, true},
+		{"too many", bilitest.Fault{Code: -799}, bilibili.ClassRiskControl, -799, true},
+		{"too fast", bilitest.Fault{Code: 21020}, bilibili.ClassRateLimited, 21020, true},
+		{"blocked a day", bilitest.Fault{Code: 21046}, bilibili.ClassBlocked, 21046, false},
+		{"stranger", bilitest.Fault{Code: 21047}, bilibili.ClassRefusedByPeer, 21047, false},
+		{"privacy", bilitest.Fault{Code: 25003}, bilibili.ClassRefusedByPeer, 25003, false},
+		{"blacklisted", bilitest.Fault{Code: 25005}, bilibili.ClassRefusedByPeer, 25005, false},
+		{"too long", bilitest.Fault{Code: 21007}, bilibili.ClassInvalidRequest, 21007, false},
+		{"self", bilitest.Fault{Code: 21026}, bilibili.ClassInvalidRequest, 21026, false},
+		{"bad request", bilitest.Fault{Code: -400}, bilibili.ClassInvalidRequest, -400, false},
+		{"HTTP 502", bilitest.Fault{Status: 502}, bilibili.ClassTransient, 0, true},
+		{"HTTP 412", bilitest.Fault{Status: 412}, bilibili.ClassRiskControl, 0, true},
+		{"malformed body", bilitest.Fault{Body: "{not json"}, bilibili.ClassTransient, 0, true},
+		{"HTML body", bilitest.Fault{Body: "<html>busy</html>"}, bilibili.ClassTransient, 0, true},
+		{"timeout", bilitest.Fault{Delay: 5 * time.Second}, bilibili.ClassTransient, 0, true},
+		// Bilibili's busy backend answers HTTP 200 with these: passing.
+		{"server error", bilitest.Fault{Code: -500}, bilibili.ClassTransient, -500, true},
+		{"service unavailable", bilitest.Fault{Code: -503}, bilibili.ClassTransient, -503, true},
+		{"gateway timeout", bilitest.Fault{Code: -504}, bilibili.ClassTransient, -504, true},
+		{"system error", bilitest.Fault{Code: -3}, bilibili.ClassTransient, -3, true},
+		{"over limit", bilitest.Fault{Code: -509}, bilibili.ClassRateLimited, -509, true},
+		// What is not known is passing, never final.
+		{"unknown negative code", bilitest.Fault{Code: -12345}, bilibili.ClassUnknown, -12345, true},
+		{"unknown positive code", bilitest.Fault{Code: 4242}, bilibili.ClassUnknown, 4242, true},
+		{"HTTP 418", bilitest.Fault{Status: 418}, bilibili.ClassUnknown, 0, true},
+		// Known to be final.
+		{"group dissolved", bilitest.Fault{Code: 700013}, bilibili.ClassPermanent, 700013, false},
+		{"not in group", bilitest.Fault{Code: 700014}, bilibili.ClassPermanent, 700014, false},
+		{"phone binding", bilitest.Fault{Code: 21015}, bilibili.ClassPermanent, 21015, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,8 +228,12 @@ func TestErrorClasses(t *testing.T) {
 			if got := bilibili.Code(err); got != tt.code {
 				t.Errorf("Code = %d, want %d", got, tt.code)
 			}
-			if tt.class.Retryable() != (tt.class == bilibili.ClassTransient || tt.class == bilibili.ClassRiskControl || tt.class == bilibili.ClassRateLimited) {
-				t.Errorf("Retryable wrong for %s", tt.class)
+			if got := bilibili.Classify(err).Retryable(); got != tt.retryable {
+				t.Errorf("Retryable = %v for %s, want %v", got, tt.class, tt.retryable)
+			}
+			maybe := tt.class == bilibili.ClassTransient || tt.class == bilibili.ClassUnknown
+			if got := bilibili.MaybeTookEffect(err); got != maybe {
+				t.Errorf("MaybeTookEffect = %v, want %v", got, maybe)
 			}
 			// The fault was for one call only: the next one works.
 			if _, err := c.NewSessions(context.Background(), 0, 20); err != nil {

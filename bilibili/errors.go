@@ -13,38 +13,41 @@ import (
 // Bilibili response codes the bridge branches on. The reference (§10, §2.16)
 // lists them all; only the ones with a policy attached are named here.
 const (
-	CodeOK               = 0
-	CodeSystemError      = -3
-	CodeNotLoggedIn      = -101
-	CodeCSRFFailed       = -111
-	CodeRiskControl      = -352
-	CodeBadRequest       = -400
-	CodeForbidden        = -403
-	CodeIntercepted      = -412
-	CodeOverLimit        = -509
-	CodeTooManyRequests  = -799
-	CodeMsgKeyMissing    = 10005
-	CodeTooLong          = 21007
-	CodePhoneBinding     = 21015
-	CodeSendTooFast      = 21020
-	CodeMessageSelf      = 21026
-	CodeUnavailable      = 21028
-	CodeTypeNotAllowed   = 21035
-	CodeIllegalImage     = 21037
-	CodeRecallTooLate    = 21041
-	CodeAlreadyRecalled  = 21042
-	CodeSendBlocked      = 21046
-	CodeStrangerLimit    = 21047
-	CodePeerPrivacy      = 25003
-	CodePeerBlacklisted  = 25005
-	CodeGroupDissolved   = 700013
-	CodeNotInGroup       = 700014
-	CodeNeverChatted     = 1000004
-	CodeQRNotScanned     = 86101
-	CodeQRScanned        = 86090
-	CodeQRExpired        = 86038
-	CodeRefreshCSRFWrong = 86095
-	CodeUploadBadParams  = 4100001
+	CodeOK                 = 0
+	CodeSystemError        = -3
+	CodeNotLoggedIn        = -101
+	CodeCSRFFailed         = -111
+	CodeRiskControl        = -352
+	CodeBadRequest         = -400
+	CodeForbidden          = -403
+	CodeIntercepted        = -412
+	CodeServerError        = -500
+	CodeServiceUnavailable = -503
+	CodeGatewayTimeout     = -504
+	CodeOverLimit          = -509
+	CodeTooManyRequests    = -799
+	CodeMsgKeyMissing      = 10005
+	CodeTooLong            = 21007
+	CodePhoneBinding       = 21015
+	CodeSendTooFast        = 21020
+	CodeMessageSelf        = 21026
+	CodeUnavailable        = 21028
+	CodeTypeNotAllowed     = 21035
+	CodeIllegalImage       = 21037
+	CodeRecallTooLate      = 21041
+	CodeAlreadyRecalled    = 21042
+	CodeSendBlocked        = 21046
+	CodeStrangerLimit      = 21047
+	CodePeerPrivacy        = 25003
+	CodePeerBlacklisted    = 25005
+	CodeGroupDissolved     = 700013
+	CodeNotInGroup         = 700014
+	CodeNeverChatted       = 1000004
+	CodeQRNotScanned       = 86101
+	CodeQRScanned          = 86090
+	CodeQRExpired          = 86038
+	CodeRefreshCSRFWrong   = 86095
+	CodeUploadBadParams    = 4100001
 )
 
 // APIError is a response whose envelope carried a non-zero code. Bilibili
@@ -102,11 +105,18 @@ func (e *TransportError) Error() string {
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // Class says what a caller should do about an error.
+//
+// The rule for what we do not know: an error code that is not listed
+// here is treated as passing (ClassUnknown is retryable), never as
+// final. A wrong "final" loses a message for good; a wrong "passing"
+// costs a few retries.
 type Class int
 
 const (
-	// ClassOther is an error no policy below covers; do not retry blindly.
-	ClassOther Class = iota
+	// ClassUnknown is an error no policy below covers, such as a code
+	// Bilibili has never documented. It is retried with backoff, and a
+	// send that ends in it may have gone out.
+	ClassUnknown Class = iota
 	// ClassLoginExpired: the cookies no longer work (-101, -111). Pause and
 	// ask the operator to log in again.
 	ClassLoginExpired
@@ -124,12 +134,18 @@ const (
 	// 21037, -400). Retrying the same request cannot help.
 	ClassInvalidRequest
 	// ClassTransient: HTTP 5xx, timeouts, connection errors, malformed
-	// bodies, Bilibili's own "system error". Retry with backoff.
+	// bodies, Bilibili's busy backend (-3, -500, -503, -504, 21028).
+	// Retry with backoff; a send that ends in it may have gone out.
 	ClassTransient
+	// ClassPermanent: Bilibili refused for good for a reason none of the
+	// classes above names: the fan group was dissolved or left (700013,
+	// 700014), the account must bind a phone (21015), a recall came too
+	// late (21041, 21042, 10005).
+	ClassPermanent
 )
 
 var classNames = map[Class]string{
-	ClassOther:          "other",
+	ClassUnknown:        "unknown",
 	ClassLoginExpired:   "login_expired",
 	ClassRiskControl:    "risk_control",
 	ClassRateLimited:    "rate_limited",
@@ -137,6 +153,7 @@ var classNames = map[Class]string{
 	ClassRefusedByPeer:  "refused_by_peer",
 	ClassInvalidRequest: "invalid_request",
 	ClassTransient:      "transient",
+	ClassPermanent:      "permanent",
 }
 
 func (c Class) String() string { return classNames[c] }
@@ -144,16 +161,16 @@ func (c Class) String() string { return classNames[c] }
 // Retryable reports whether the same request may succeed later.
 func (c Class) Retryable() bool {
 	switch c {
-	case ClassRiskControl, ClassRateLimited, ClassTransient:
+	case ClassRiskControl, ClassRateLimited, ClassTransient, ClassUnknown:
 		return true
 	}
 	return false
 }
 
-// Classify sorts err into a Class. A nil error is ClassOther.
+// Classify sorts err into a Class. A nil error is ClassUnknown.
 func Classify(err error) Class {
 	if err == nil {
-		return ClassOther
+		return ClassUnknown
 	}
 	var api *APIError
 	if errors.As(err, &api) {
@@ -169,7 +186,7 @@ func Classify(err error) Class {
 		case he.StatusCode >= 500 || he.StatusCode == 408:
 			return ClassTransient
 		}
-		return ClassOther
+		return ClassUnknown
 	}
 	var de *DecodeError
 	var te *TransportError
@@ -180,7 +197,7 @@ func Classify(err error) Class {
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
 		return ClassTransient
 	}
-	return ClassOther
+	return ClassUnknown
 }
 
 func classifyCode(code int) Class {
@@ -197,10 +214,24 @@ func classifyCode(code int) Class {
 		return ClassRefusedByPeer
 	case CodeTooLong, CodeMessageSelf, CodeTypeNotAllowed, CodeIllegalImage, CodeBadRequest:
 		return ClassInvalidRequest
-	case CodeSystemError, CodeUnavailable:
+	case CodeSystemError, CodeServerError, CodeServiceUnavailable, CodeGatewayTimeout, CodeUnavailable:
 		return ClassTransient
+	case CodeGroupDissolved, CodeNotInGroup, CodePhoneBinding, CodeMsgKeyMissing, CodeRecallTooLate, CodeAlreadyRecalled:
+		return ClassPermanent
 	}
-	return ClassOther
+	return ClassUnknown
+}
+
+// MaybeTookEffect reports whether a request that failed with err may
+// still have been carried out: no answer came, the server failed, or it
+// answered with a code we do not know. A send that failed so must be
+// looked for before it is sent again.
+func MaybeTookEffect(err error) bool {
+	if err == nil {
+		return false
+	}
+	c := Classify(err)
+	return c == ClassTransient || c == ClassUnknown
 }
 
 // Code returns the Bilibili code carried by err, or 0 when err is not an

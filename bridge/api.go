@@ -245,7 +245,8 @@ type APIConfig struct {
 //	    could not be used, or any other refusal
 //	429 sending too fast (21020, -509, after the retries) or blocked for
 //	    24h (21046), or risk control (-352, -412, -799)
-//	502 Bilibili could not be reached (timeouts, 5xx) after the retries
+//	502 Bilibili could not be reached (timeouts, 5xx) or answered with a
+//	    code the bridge does not know, after the retries
 //	503 the Bilibili login has expired (-101, -111)
 type API struct {
 	token [sha256.Size]byte
@@ -482,9 +483,9 @@ func FailureStatus(code int, class string) int {
 		return http.StatusTooManyRequests
 	case bilibili.ClassLoginExpired.String():
 		return http.StatusServiceUnavailable
-	case bilibili.ClassTransient.String():
+	case bilibili.ClassTransient.String(), bilibili.ClassUnknown.String():
 		return http.StatusBadGateway
 	}
-	// refused_by_peer, image, other
+	// refused_by_peer, permanent, image
 	return http.StatusUnprocessableEntity
 }

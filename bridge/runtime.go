@@ -153,7 +153,7 @@ func (r *Runtime) Run(ctx context.Context, sink sinks.Sink) error {
 	log.Info("sink started", "consumer", cfg.Durable, "filters", filters)
 	var l *lease.Lease
 	if r.cfg.Leases != nil {
-		l = lease.New(r.cfg.Leases, "sink."+events.Token(name), r.cfg.Holder, log)
+		l = lease.New(r.cfg.Leases, "sink."+events.Token(name), r.cfg.Holder, r.cfg.LeaseTTL, log)
 		defer l.Release()
 	}
 	wait := time.Second

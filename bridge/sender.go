@@ -496,7 +496,7 @@ func (st *cmdState) attempt(ctx context.Context) error {
 			res, err = s.cfg.API.SendImage(ctx, st.conv.SessionType, st.conv.TalkerID, *st.rec.Image, st.rec.ImageType)
 		}
 		if err != nil {
-			if ctx.Err() == nil && !bilibili.IsTransient(err) {
+			if ctx.Err() == nil && !bilibili.MaybeTookEffect(err) {
 				// Bilibili answered: nothing went out.
 				st.rec.InFlight = nil
 				if serr := st.save(ctx); serr != nil {

@@ -113,6 +113,9 @@ const (
 	StateLoginExpired    = "login_expired"
 	StateRiskControl     = "risk_control"
 	StateSinkDisabled    = "sink_disabled"
+	// StateConversationSkipped: Bilibili refuses a conversation for good
+	// (a dissolved fan group); its unread messages were not forwarded.
+	StateConversationSkipped = "conversation_skipped"
 )
 
 // AccountStatusData is the data of a com.bilibili.account.status event.
@@ -121,6 +124,12 @@ type AccountStatusData struct {
 	State      string `json:"state"`
 	// Message says in plain words what happened and what to do.
 	Message string `json:"message"`
+	// Conversation, ErrorCode and UnreadSkipped are set when the status
+	// concerns one conversation (conversation_skipped): which one,
+	// Bilibili's code, and how many unread messages were not forwarded.
+	Conversation  *Conversation `json:"conversation,omitempty"`
+	ErrorCode     int           `json:"error_code,omitempty"`
+	UnreadSkipped int           `json:"unread_skipped,omitempty"`
 }
 
 // NewAccountStatus builds an account.status event. Its id is random: two

@@ -19,27 +19,52 @@ type Lease struct {
 	kv     jetstream.KeyValue
 	key    string
 	holder string
+	ttl    time.Duration
 	log    *slog.Logger
 	rev    uint64
 	held   atomic.Bool
+	// until is when this process stops counting on the lease (unix
+	// nanoseconds): the start of the last good renewal plus the TTL less
+	// a margin.
+	until atomic.Int64
 }
 
-// New returns a lease on key, held in the name of holder.
-func New(kv jetstream.KeyValue, key, holder string, log *slog.Logger) *Lease {
-	return &Lease{kv: kv, key: key, holder: holder, log: log}
+// New returns a lease on key, held in the name of holder. ttl must be
+// the TTL of the bucket kv: the lease counts as held for less than ttl
+// after each renewal.
+func New(kv jetstream.KeyValue, key, holder string, ttl time.Duration, log *slog.Logger) *Lease {
+	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, log: log}
 }
 
-// Held reports whether this process held the lease at its last renewal.
-func (l *Lease) Held() bool { return l.held.Load() }
+// Held reports whether this process holds the lease: its last renewal
+// succeeded and is recent enough that the key cannot have expired on
+// the server yet. A process paused past the TTL (a stopped VM, a long
+// GC, SIGSTOP) wakes up not holding it, before it renews again, so it
+// cannot act beside the process that took over.
+func (l *Lease) Held() bool {
+	return l.held.Load() && time.Now().UnixNano() < l.until.Load()
+}
+
+// margin is how long before the server would expire the key that this
+// process stops relying on it: clock rates and the renewal's own
+// round trip.
+func (l *Lease) margin() time.Duration { return max(l.ttl/5, 50*time.Millisecond) }
+
+func (l *Lease) renewed(start time.Time, rev uint64) {
+	l.rev = rev
+	l.until.Store(start.Add(l.ttl - l.margin()).UnixNano())
+	l.held.Store(true)
+}
 
 // Renew acquires the lease or extends it, and reports whether it is held.
 func (l *Lease) Renew(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, min(5*time.Second, max(l.ttl/3, time.Second)))
 	defer cancel()
+	start := time.Now()
 	if l.held.Load() {
 		rev, err := l.kv.Update(ctx, l.key, []byte(l.holder), l.rev)
 		if err == nil {
-			l.rev = rev
+			l.renewed(start, rev)
 			return true
 		}
 		// A revision mismatch or a missing key means it expired and
@@ -60,16 +85,15 @@ func (l *Lease) Renew(ctx context.Context) bool {
 		}
 		return false
 	}
-	l.rev = rev
-	l.held.Store(true)
+	l.renewed(start, rev)
 	l.log.Info("lease acquired", "key", l.key, "holder", l.holder)
 	return true
 }
 
-// Keep renews the lease every ttl/3 until ctx ends, then releases it so
+// Keep renews the lease every TTL/3 until ctx ends, then releases it so
 // another process can take over at once.
-func (l *Lease) Keep(ctx context.Context, ttl time.Duration, changed func(held bool)) {
-	every := max(ttl/3, 100*time.Millisecond)
+func (l *Lease) Keep(ctx context.Context, changed func(held bool)) {
+	every := max(l.ttl/3, 100*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	was := l.Held()

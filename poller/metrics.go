@@ -14,6 +14,8 @@ type Metrics struct {
 	lag      prometheus.Histogram
 	lastGood *prometheus.GaugeVec
 	login    *prometheus.GaugeVec
+	skips    *prometheus.CounterVec
+	lost     prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -37,9 +39,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		login: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bilibridge_login_valid", Help: "1 while the account's Bilibili login works, 0 once Bilibili answered -101 (run bilibridge login).",
 		}, []string{"uid"}),
+		skips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bilibridge_conversations_skipped_total", Help: "Conversations Bilibili refused for good (700013, 700014), whose messages were skipped, by code.",
+		}, []string{"code"}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bilibridge_messages_skipped_total", Help: "Unread messages not forwarded because their conversation could not be read any more.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.polls, m.events, m.lag, m.lastGood, m.login)
+		reg.MustRegister(m.polls, m.events, m.lag, m.lastGood, m.login, m.skips, m.lost)
 	}
 	return m
 }
@@ -61,4 +69,9 @@ func (m *Metrics) polled(uid int64, result string, at time.Time) {
 func (m *Metrics) published(typ string, sent, now time.Time) {
 	m.events.WithLabelValues(typ).Inc()
 	m.lag.Observe(now.Sub(sent).Seconds())
+}
+
+func (m *Metrics) skipped(code, unread int) {
+	m.skips.WithLabelValues(strconv.Itoa(code)).Inc()
+	m.lost.Add(float64(unread))
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -93,6 +94,8 @@ type Poller struct {
 	profiles *profiles
 	wake     chan struct{}
 
+	retries convRetries // conversations that failed to sync
+
 	mu       sync.Mutex
 	status   Status
 	failures int
@@ -136,7 +139,7 @@ func New(cfg Config) *Poller {
 		status:   Status{LoginValid: true, Leader: cfg.Leases == nil},
 	}
 	if cfg.Leases != nil {
-		p.lease = lease.New(cfg.Leases, strconv.FormatInt(cfg.AccountUID, 10), uuid.NewString(), log)
+		p.lease = lease.New(cfg.Leases, strconv.FormatInt(cfg.AccountUID, 10), uuid.NewString(), cfg.LeaseTTL, log)
 	}
 	return p
 }
@@ -172,7 +175,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.lease.Keep(leaseCtx, p.cfg.LeaseTTL, func(held bool) {
+			p.lease.Keep(leaseCtx, func(held bool) {
 				p.mu.Lock()
 				p.status.Leader = held
 				p.mu.Unlock()
@@ -297,98 +300,176 @@ func (p *Poller) convKey(sessionType int, talker uint64) string {
 	return fmt.Sprintf("%d.%d.%d", p.cfg.AccountUID, sessionType, talker)
 }
 
-func (p *Poller) getCursor(ctx context.Context, key string) (uint64, bool, error) {
+// cursor is a position read from KV with the revision it had: writes
+// are compare-and-set on that revision, so a poller that lost its lease
+// (and so may hold stale positions) fails instead of rewinding what the
+// new holder wrote.
+type cursor struct {
+	key   string
+	val   uint64
+	rev   uint64 // 0: the key did not exist
+	found bool
+}
+
+func (p *Poller) getCursor(ctx context.Context, key string) (*cursor, error) {
 	e, err := p.cfg.Cursors.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, false, nil
+		return &cursor{key: key}, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("reading cursor %s: %w", key, err)
+		return nil, fmt.Errorf("reading cursor %s: %w", key, err)
 	}
 	v, err := strconv.ParseUint(string(e.Value()), 10, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("cursor %s holds %q: %w", key, e.Value(), err)
+		return nil, fmt.Errorf("cursor %s holds %q: %w", key, e.Value(), err)
 	}
-	return v, true, nil
+	return &cursor{key: key, val: v, rev: e.Revision(), found: true}, nil
 }
 
 // errLeaseLost stops a poll that outlived its lease: the new holder's
 // cursors must not be overwritten with older ones.
 var errLeaseLost = errors.New("poller lease lost during the poll")
 
-func (p *Poller) putCursor(ctx context.Context, key string, v uint64) error {
+// putCursor moves c to v if nobody wrote it since it was read.
+func (p *Poller) putCursor(ctx context.Context, c *cursor, v uint64) error {
 	if p.lease != nil && !p.lease.Held() {
 		return errLeaseLost
 	}
-	if _, err := p.cfg.Cursors.Put(ctx, key, []byte(strconv.FormatUint(v, 10))); err != nil {
-		return fmt.Errorf("saving cursor %s: %w", key, err)
+	b := []byte(strconv.FormatUint(v, 10))
+	var rev uint64
+	var err error
+	if c.rev == 0 {
+		rev, err = p.cfg.Cursors.Create(ctx, c.key, b)
+	} else {
+		rev, err = p.cfg.Cursors.Update(ctx, c.key, b, c.rev)
 	}
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+			return fmt.Errorf("saving cursor %s: another poller wrote it meanwhile: %w", c.key, errLeaseLost)
+		}
+		return fmt.Errorf("saving cursor %s: %w", c.key, err)
+	}
+	c.val, c.rev, c.found = v, rev, true
 	return nil
 }
 
 // PollOnce runs one poll: one new_sessions call when nothing changed.
+//
+// A conversation that fails to sync is retried on its own backoff, and
+// the session cursor stays below it, so new_sessions keeps reporting it
+// until it is synced; the others go on. Only when nothing could be synced
+// does the poll fail (and the whole poller back off).
 func (p *Poller) PollOnce(ctx context.Context) error {
-	ts, found, err := p.getCursor(ctx, p.tsKey())
+	ts, err := p.getCursor(ctx, p.tsKey())
 	if err != nil {
 		return err
 	}
-	if !found {
+	if !ts.found {
 		return p.bootstrap(ctx)
 	}
-	sessions, err := p.changedSessions(ctx, int64(ts))
+	sessions, err := p.changedSessions(ctx, int64(ts.val))
 	if err != nil {
 		return err
 	}
 	p.lookupTalkers(ctx, sessions)
-	newTS := int64(ts)
+	newTS := int64(ts.val)
+	held := int64(math.MaxInt64) // the oldest session_ts still to be synced
 	var failed error
+	synced := 0
 	for i := range sessions {
 		s := &sessions[i]
-		if err := p.syncSession(ctx, s, int64(ts)); err != nil {
-			c := bilibili.Classify(err)
-			if ctx.Err() != nil || c == bilibili.ClassLoginExpired || c == bilibili.ClassRiskControl {
-				return err
-			}
-			if unfetchable(err) {
-				// Bilibili refuses this conversation for good (a dissolved
-				// fan group, one the account left): retrying every poll
-				// would hold up the session cursor and slow every other
-				// conversation. Its cursor moves past what cannot be read.
-				p.log.Error("conversation cannot be read; skipping its messages up to now", "session_type", s.SessionType, "talker_id", s.TalkerID, "err", err)
-				if err := p.putCursor(ctx, p.convKey(s.SessionType, s.TalkerID), s.MaxSeqno); err != nil {
-					return err
-				}
-				newTS = max(newTS, s.SessionTS)
-				continue
-			}
-			// One conversation with a passing problem must not hold up
-			// the others; the session cursor stays put so it is tried
-			// again next poll.
-			p.log.Warn("conversation not synced", "session_type", s.SessionType, "talker_id", s.TalkerID, "err", err)
-			failed = errors.Join(failed, err)
+		key := p.convKey(s.SessionType, s.TalkerID)
+		if !p.retries.due(key, p.cfg.Now()) {
+			held = min(held, s.SessionTS)
 			continue
 		}
-		newTS = max(newTS, s.SessionTS)
+		err := p.syncSession(ctx, s, int64(ts.val))
+		switch {
+		case err == nil:
+			p.retries.succeeded(key)
+			synced++
+			newTS = max(newTS, s.SessionTS)
+			continue
+		case ctx.Err() != nil, errors.Is(err, errLeaseLost):
+			return err
+		}
+		switch c := bilibili.Classify(err); {
+		case c == bilibili.ClassLoginExpired || c == bilibili.ClassRiskControl:
+			return err
+		case unreadable(err):
+			if err := p.skip(ctx, s, err); err != nil {
+				return err
+			}
+			p.retries.succeeded(key)
+			newTS = max(newTS, s.SessionTS)
+		default:
+			wait := p.retries.failed(key, p.cfg.Now(), p.cfg.Interval, p.cfg.MaxBackoff)
+			p.log.Warn("conversation not synced; retrying it", "session_type", s.SessionType, "talker_id", s.TalkerID,
+				"class", c.String(), "retry_in", wait.Round(time.Millisecond), "err", err)
+			held = min(held, s.SessionTS)
+			failed = errors.Join(failed, err)
+		}
 	}
-	if failed != nil {
+	if failed != nil && synced == 0 {
 		return failed
 	}
-	if newTS > int64(ts) {
-		return p.putCursor(ctx, p.tsKey(), uint64(newTS))
+	if held != math.MaxInt64 {
+		newTS = min(newTS, held-1)
+	}
+	if newTS > int64(ts.val) {
+		return p.putCursor(ctx, ts, uint64(newTS))
 	}
 	return nil
 }
 
-// unfetchable reports whether Bilibili refused a conversation's messages
-// in a way no retry changes (700013 group dissolved, 700014 not in the
-// group, and other non-retryable codes). Errors of our own (NATS) are not.
-func unfetchable(err error) bool {
-	var api *bilibili.APIError
-	if !errors.As(err, &api) {
-		return false
+// unreadableCodes are the answers of fetch_session_msgs that no retry
+// changes (bilibili-api.md §2.14): the fan group was dissolved (700013),
+// the account is no longer in it (700014). Every other failure, codes
+// never seen before included, is retried: skipping on a guess would lose
+// messages for good.
+var unreadableCodes = []int{bilibili.CodeGroupDissolved, bilibili.CodeNotInGroup}
+
+// unreadable reports whether err is one of unreadableCodes.
+func unreadable(err error) bool {
+	return slices.Contains(unreadableCodes, bilibili.Code(err))
+}
+
+// skip moves a conversation Bilibili refuses for good past its end, and
+// says so: an account.status event naming it and how many unread
+// messages are lost, a log line and a metric. Nothing is skipped
+// silently; if the event cannot be published the cursor stays.
+func (p *Poller) skip(ctx context.Context, s *bilibili.Session, cause error) error {
+	conv := p.conversation(ctx, s, nil)
+	name := conv.Name
+	if name == "" {
+		name = conv.Subject()
 	}
-	c := bilibili.Classify(err)
-	return !c.Retryable() && c != bilibili.ClassLoginExpired
+	msg := fmt.Sprintf("Conversation %s (%s) cannot be read any more: %s Its %d unread messages were not forwarded.",
+		name, conv.Subject(), bilibili.Reason(cause), s.UnreadCount)
+	ev, err := events.New(p.cfg.AccountUID, events.TypeAccountStatus,
+		fmt.Sprintf("%d-skipped-%d-%d-%d", p.cfg.AccountUID, s.SessionType, s.TalkerID, s.MaxSeqno),
+		"", p.cfg.Now(), events.AccountStatusData{
+			AccountUID: p.cfg.AccountUID, State: events.StateConversationSkipped, Message: msg,
+			Conversation: &conv, ErrorCode: bilibili.Code(cause), UnreadSkipped: s.UnreadCount,
+		})
+	if err == nil {
+		err = p.cfg.Publisher.Publish(ctx, p.cfg.Subjects.Account(p.cfg.AccountUID), ev)
+	}
+	if err != nil {
+		return fmt.Errorf("reporting the skip of conversation %s: %w", conv.Subject(), err)
+	}
+	p.log.Error("conversation cannot be read; skipping its messages up to now", "session_type", s.SessionType,
+		"talker_id", s.TalkerID, "unread_skipped", s.UnreadCount, "err", cause)
+	p.cfg.Metrics.skipped(bilibili.Code(cause), s.UnreadCount)
+	c, err := p.getCursor(ctx, p.convKey(s.SessionType, s.TalkerID))
+	if err != nil {
+		return err
+	}
+	if c.found && c.val >= s.MaxSeqno {
+		return nil
+	}
+	return p.putCursor(ctx, c, s.MaxSeqno)
 }
 
 // changedSessions lists sessions active after ts, oldest first. When
@@ -442,41 +523,38 @@ func cmpInt64(a, b int64) int {
 
 // syncSession publishes what is new in one conversation.
 func (p *Poller) syncSession(ctx context.Context, s *bilibili.Session, prevTS int64) error {
-	key := p.convKey(s.SessionType, s.TalkerID)
-	cursor, found, err := p.getCursor(ctx, key)
+	c, err := p.getCursor(ctx, p.convKey(s.SessionType, s.TalkerID))
 	if err != nil {
 		return err
 	}
-	if !found {
-		return p.syncUntracked(ctx, s, prevTS)
+	if !c.found {
+		return p.syncUntracked(ctx, s, prevTS, c)
 	}
-	if s.MaxSeqno <= cursor {
+	if s.MaxSeqno <= c.val {
 		return nil
 	}
-	return p.catchUp(ctx, s, cursor)
+	return p.catchUp(ctx, s, c)
 }
 
-// catchUp publishes every message after cursor, oldest first.
-func (p *Poller) catchUp(ctx context.Context, s *bilibili.Session, cursor uint64) error {
-	key := p.convKey(s.SessionType, s.TalkerID)
+// catchUp publishes every message after c, oldest first.
+func (p *Poller) catchUp(ctx context.Context, s *bilibili.Session, c *cursor) error {
 	for {
-		msgs, err := p.fetchAfter(ctx, s, cursor)
+		msgs, err := p.fetchAfter(ctx, s, c.val)
 		if err != nil {
 			return err
 		}
 		if len(msgs) == 0 {
 			// Nothing visible up to max_seqno (removed by the system, say):
 			// move past it so it is not fetched again every poll.
-			if s.MaxSeqno > cursor {
-				return p.putCursor(ctx, key, s.MaxSeqno)
+			if s.MaxSeqno > c.val {
+				return p.putCursor(ctx, c, s.MaxSeqno)
 			}
 			return nil
 		}
-		if err := p.publish(ctx, s, msgs, key); err != nil {
+		if err := p.publish(ctx, s, msgs, c); err != nil {
 			return err
 		}
-		cursor = msgs[len(msgs)-1].MsgSeqno
-		if cursor >= s.MaxSeqno {
+		if c.val >= s.MaxSeqno {
 			return nil
 		}
 	}
@@ -551,7 +629,7 @@ func ascending(msgs []bilibili.Message, after uint64) []bilibili.Message {
 // syncUntracked handles a conversation the poller has no cursor for: one
 // that started after the bridge did. Only what arrived since the last
 // poll is new; its history is never replayed.
-func (p *Poller) syncUntracked(ctx context.Context, s *bilibili.Session, prevTS int64) error {
+func (p *Poller) syncUntracked(ctx context.Context, s *bilibili.Session, prevTS int64, c *cursor) error {
 	since := prevTS / 1_000_000 // session_ts is µs, message timestamps are seconds
 	var fresh []bilibili.Message
 	var end uint64
@@ -576,17 +654,19 @@ func (p *Poller) syncUntracked(ctx context.Context, s *bilibili.Session, prevTS 
 		end = page.MinSeqno
 	}
 	fresh = ascending(fresh, 0)
-	key := p.convKey(s.SessionType, s.TalkerID)
 	if len(fresh) > 0 {
-		if err := p.publish(ctx, s, fresh, key); err != nil {
+		if err := p.publish(ctx, s, fresh, c); err != nil {
 			return err
 		}
 	}
-	cursor := s.MaxSeqno
+	upTo := s.MaxSeqno
 	if len(fresh) > 0 {
-		cursor = max(cursor, fresh[len(fresh)-1].MsgSeqno)
+		upTo = max(upTo, fresh[len(fresh)-1].MsgSeqno)
 	}
-	return p.putCursor(ctx, key, cursor)
+	if c.found && c.val >= upTo {
+		return nil
+	}
+	return p.putCursor(ctx, c, upTo)
 }
 
 // bootstrap runs on the very first poll of an account: every existing
@@ -618,22 +698,19 @@ func (p *Poller) bootstrap(ctx context.Context) error {
 	for i := range all {
 		s := &all[i]
 		maxTS = max(maxTS, s.SessionTS)
-		key := p.convKey(s.SessionType, s.TalkerID)
-		cursor, found, err := p.getCursor(ctx, key)
+		c, err := p.getCursor(ctx, p.convKey(s.SessionType, s.TalkerID))
 		if err != nil {
 			return err
 		}
-		if found {
+		if c.found {
 			// Done by an earlier, interrupted first start: catch up with
 			// what arrived since, which new_sessions will not report.
-			if s.MaxSeqno > cursor {
-				err := p.catchUp(ctx, s, cursor)
-				if err != nil && !unfetchable(err) {
-					return err
-				}
-				if err != nil {
-					p.log.Error("conversation cannot be read; skipping its messages up to now", "session_type", s.SessionType, "talker_id", s.TalkerID, "err", err)
-					if err := p.putCursor(ctx, key, s.MaxSeqno); err != nil {
+			if s.MaxSeqno > c.val {
+				if err := p.catchUp(ctx, s, c); err != nil {
+					if !unreadable(err) {
+						return err
+					}
+					if err := p.skip(ctx, s, err); err != nil {
 						return err
 					}
 				}
@@ -642,15 +719,18 @@ func (p *Poller) bootstrap(ctx context.Context) error {
 		}
 		if p.cfg.StartFrom == StartUnread && s.UnreadCount > 0 {
 			n, err := p.publishUnread(ctx, s)
-			if err != nil && !unfetchable(err) {
-				return err
-			}
 			if err != nil {
-				p.log.Error("conversation cannot be read; its unread messages are skipped", "session_type", s.SessionType, "talker_id", s.TalkerID, "err", err)
+				if !unreadable(err) {
+					return err
+				}
+				if err := p.skip(ctx, s, err); err != nil {
+					return err
+				}
+				continue
 			}
 			published += n
 		}
-		if err := p.putCursor(ctx, key, s.MaxSeqno); err != nil {
+		if err := p.putCursor(ctx, c, s.MaxSeqno); err != nil {
 			return err
 		}
 	}
@@ -660,7 +740,11 @@ func (p *Poller) bootstrap(ctx context.Context) error {
 		maxTS = p.cfg.Now().Add(-time.Minute).UnixMicro()
 	}
 	p.log.Info("first start: conversations tracked", "conversations", len(all), "start_from", p.cfg.StartFrom, "published_unread", published)
-	return p.putCursor(ctx, p.tsKey(), uint64(maxTS))
+	ts, err := p.getCursor(ctx, p.tsKey())
+	if err != nil {
+		return err
+	}
+	return p.putCursor(ctx, ts, uint64(maxTS))
 }
 
 // publishUnread publishes a conversation's unread messages: those after
@@ -677,12 +761,12 @@ func (p *Poller) publishUnread(ctx context.Context, s *bilibili.Session) (int, e
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	return len(msgs), p.publish(ctx, s, msgs, "")
+	return len(msgs), p.publish(ctx, s, msgs, nil)
 }
 
-// publish publishes msgs (oldest first) of one conversation and, when key
-// is set, advances its cursor. Names are looked up once for the batch.
-func (p *Poller) publish(ctx context.Context, s *bilibili.Session, msgs []bilibili.Message, key string) error {
+// publish publishes msgs (oldest first) of one conversation and, when c
+// is set, advances that cursor. Names are looked up once for the batch.
+func (p *Poller) publish(ctx context.Context, s *bilibili.Session, msgs []bilibili.Message, c *cursor) error {
 	conv := p.conversation(ctx, s, msgs)
 	const saveEvery = 50
 	var last uint64
@@ -690,6 +774,7 @@ func (p *Poller) publish(ctx context.Context, s *bilibili.Session, msgs []bilibi
 	for i := range msgs {
 		m := &msgs[i]
 		if m.MsgStatus == bilibili.StatusRemoved {
+			last = m.MsgSeqno // seen: the cursor may move past it
 			continue
 		}
 		src := events.Source{AccountUID: p.cfg.AccountUID, Conversation: conv, SenderName: p.senderName(conv, m)}
@@ -712,14 +797,14 @@ func (p *Poller) publish(ctx context.Context, s *bilibili.Session, msgs []bilibi
 		if m.SenderUID != p.cfg.AccountUID {
 			lastIn = m
 		}
-		if key != "" && (i+1)%saveEvery == 0 {
-			if err := p.putCursor(ctx, key, last); err != nil {
+		if c != nil && (i+1)%saveEvery == 0 {
+			if err := p.putCursor(ctx, c, last); err != nil {
 				return err
 			}
 		}
 	}
-	if key != "" && last > 0 {
-		if err := p.putCursor(ctx, key, last); err != nil {
+	if c != nil && last > c.val {
+		if err := p.putCursor(ctx, c, last); err != nil {
 			return err
 		}
 	}
@@ -787,3 +872,40 @@ func (p *Poller) senderName(c events.Conversation, m *bilibili.Message) string {
 	name, _, _ := p.profiles.get(m.SenderUID)
 	return name
 }
+
+// convRetries keeps the conversations that failed to sync and when each
+// may be tried again: a conversation with a passing problem waits on its
+// own backoff instead of making the whole poller back off.
+type convRetries struct {
+	m map[string]convRetry
+}
+
+type convRetry struct {
+	failures int
+	next     time.Time
+}
+
+func (r *convRetries) due(key string, now time.Time) bool {
+	f, ok := r.m[key]
+	return !ok || !now.Before(f.next)
+}
+
+// failed records a failure and returns the wait before the next try:
+// the interval doubled per failure, up to max.
+func (r *convRetries) failed(key string, now time.Time, interval, maxWait time.Duration) time.Duration {
+	if r.m == nil {
+		r.m = map[string]convRetry{}
+	}
+	f := r.m[key]
+	f.failures++
+	wait := interval
+	for i := 1; i < f.failures && wait < maxWait; i++ {
+		wait *= 2
+	}
+	wait = min(wait, maxWait)
+	f.next = now.Add(wait)
+	r.m[key] = f
+	return wait
+}
+
+func (r *convRetries) succeeded(key string) { delete(r.m, key) }

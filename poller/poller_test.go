@@ -17,7 +17,6 @@ import (
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
-	"github.com/bilibridge/bilibridge/lease"
 	"github.com/bilibridge/bilibridge/poller"
 )
 
@@ -459,24 +458,6 @@ func TestOnlyOnePollerPollsAndTheOtherTakesOver(t *testing.T) {
 	wg.Wait()
 }
 
-func TestLeaseExpiresWhenHolderDies(t *testing.T) {
-	r := newRig(t)
-	dead := lease.New(r.store.Leases, "1", "dead", slogDiscard())
-	if !dead.Renew(context.Background()) {
-		t.Fatal("first holder could not take the lease")
-	}
-	// The holder dies without releasing. The other cannot take the lease
-	// until the TTL (1s) passes, then can.
-	alive := lease.New(r.store.Leases, "1", "alive", slogDiscard())
-	if alive.Renew(context.Background()) {
-		t.Fatal("lease taken while held")
-	}
-	bridgetest.Eventually(t, "expiry", func() bool { return alive.Renew(context.Background()) })
-	if dead.Renew(context.Background()) {
-		t.Error("the dead holder got the lease back while another holds it")
-	}
-}
-
 func TestUnreadableConversationDoesNotHoldUpTheOthers(t *testing.T) {
 	for _, firstStart := range []bool{false, true} {
 		t.Run(fmt.Sprintf("first start %v", firstStart), func(t *testing.T) {
@@ -503,11 +484,28 @@ func TestUnreadableConversationDoesNotHoldUpTheOthers(t *testing.T) {
 				t.Fatalf("poll: %v", err)
 			}
 			var texts []string
+			var skips []events.AccountStatusData
 			for _, e := range r.events() {
+				if e.Event.Type == events.TypeAccountStatus {
+					var d events.AccountStatusData
+					if err := e.Event.DecodeData(&d); err != nil {
+						t.Fatal(err)
+					}
+					skips = append(skips, d)
+					continue
+				}
 				texts = append(texts, messageData(t, e).Message.Text)
 			}
 			if fmt.Sprint(texts) != "[from friend]" {
 				t.Errorf("published %q", texts)
+			}
+			// Never silently: one status event names the conversation.
+			if len(skips) != 1 || skips[0].State != events.StateConversationSkipped || skips[0].Conversation == nil ||
+				skips[0].Conversation.TalkerID != groupID || skips[0].ErrorCode != bilibili.CodeGroupDissolved {
+				t.Fatalf("status events %+v, want one conversation_skipped for the group", skips)
+			}
+			if !strings.Contains(skips[0].Message, "fan group") {
+				t.Errorf("the status message does not name the conversation: %q", skips[0].Message)
 			}
 			// Nothing is left pending: the next poll is idle.
 			r.fake.ResetCalls()
@@ -556,9 +554,153 @@ type failAfterPuts struct {
 }
 
 func (f *failAfterPuts) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if err := f.take(); err != nil {
+		return 0, err
+	}
+	return f.KeyValue.Put(ctx, key, value)
+}
+
+func (f *failAfterPuts) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	if err := f.take(); err != nil {
+		return 0, err
+	}
+	return f.KeyValue.Create(ctx, key, value, opts...)
+}
+
+func (f *failAfterPuts) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if err := f.take(); err != nil {
+		return 0, err
+	}
+	return f.KeyValue.Update(ctx, key, value, rev)
+}
+
+func (f *failAfterPuts) take() error {
 	if f.n <= 0 {
-		return 0, errKilled
+		return errKilled
 	}
 	f.n--
-	return f.KeyValue.Put(ctx, key, value)
+	return nil
+}
+
+// A passing Bilibili error (its busy backend answers HTTP 200 with
+// -500/-503/-504, or a code nobody has seen) on a conversation's fetch
+// must never move its cursor past messages that were not published.
+func TestPassingFetchErrorsLoseNothing(t *testing.T) {
+	for _, code := range []int{-500, -503, -504, -509, -799, -3, -400, -12345, 4242} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			r := newRig(t)
+			p := r.poller(nil)
+			r.pollOnce(p) // first start: nothing to publish
+			r.deliver(friend, "first")
+			r.pollOnce(p) // the conversation is tracked now
+			r.deliver(friend, "second")
+			r.fake.Fail("fetch_session_msgs", 1, bilitest.Fault{Code: code})
+			_ = p.PollOnce(context.Background()) // may fail: it is the only conversation
+			// The next polls (once its retry is due) fetch it again.
+			bridgetest.Eventually(t, "the second message", func() bool {
+				_ = p.PollOnce(context.Background())
+				return len(r.events()) == 2
+			})
+			var texts []string
+			for _, e := range r.events() {
+				texts = append(texts, messageData(t, e).Message.Text)
+			}
+			if fmt.Sprint(texts) != "[first second]" {
+				t.Fatalf("published %q", texts)
+			}
+		})
+	}
+}
+
+// One conversation that keeps failing waits on its own backoff; the
+// others are synced at every poll, and it is synced once it recovers.
+func TestFailingConversationWaitsAlone(t *testing.T) {
+	r := newRig(t)
+	p := r.poller(func(c *poller.Config) { c.Interval, c.MaxBackoff = time.Hour, time.Hour })
+	r.pollOnce(p)
+	r.deliver(friend, "f1")
+	r.deliver(other, "o1")
+	r.pollOnce(p)
+	// friend's conversation now fails every time.
+	r.fake.Fail("fetch_session_msgs", -1, bilitest.Fault{Code: -500, Talker: uint64(friend)})
+	r.deliver(friend, "f2")
+	r.deliver(other, "o2")
+	r.pollOnce(p) // friend fails, other is synced: the poll succeeds
+	r.deliver(other, "o3")
+	r.fake.ResetCalls()
+	r.pollOnce(p) // friend is not due for an hour: not fetched again
+	if n := r.fake.Calls("fetch_session_msgs"); n != 1 {
+		t.Errorf("%d fetches in the poll after the failure, want 1 (only the healthy conversation)", n)
+	}
+	var texts []string
+	for _, e := range r.events() {
+		texts = append(texts, messageData(t, e).Message.Text)
+	}
+	if fmt.Sprint(texts) != "[f1 o1 o2 o3]" {
+		t.Fatalf("published %q", texts)
+	}
+	// Recovered, and due again (a new poller: the backoff is in memory):
+	// f2 arrives, nothing is lost or repeated.
+	r.fake.ClearFaults()
+	p2 := r.poller(nil)
+	r.pollOnce(p2)
+	texts = nil
+	for _, e := range r.events() {
+		texts = append(texts, messageData(t, e).Message.Text)
+	}
+	if fmt.Sprint(texts) != "[f1 o1 o2 o3 f2]" {
+		t.Fatalf("published %q after recovery", texts)
+	}
+}
+
+// A poller that read a cursor before another poller moved it (one that
+// lost its lease while paused) must fail to write it, not rewind it.
+func TestStaleCursorWriteFails(t *testing.T) {
+	r := newRig(t)
+	setup := r.poller(nil)
+	r.pollOnce(setup)
+	r.deliver(friend, "one")
+	r.pollOnce(setup)
+	r.deliver(friend, "two")
+
+	var once sync.Once
+	fresh := r.poller(nil)
+	stale := r.poller(func(c *poller.Config) {
+		c.Cursors = &beforeWrite{KeyValue: r.store.Cursors, hook: func() {
+			// Between the stale poller's read and its write, another
+			// poller syncs everything and moves the cursors on.
+			once.Do(func() {
+				r.deliver(friend, "three")
+				r.pollOnce(fresh)
+			})
+		}}
+	})
+	err := stale.PollOnce(context.Background())
+	if err == nil {
+		t.Fatal("the stale poller's write succeeded")
+	}
+	c, gerr := r.store.Cursors.Get(context.Background(), fmt.Sprintf("%d.1.%d", uid, friend))
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	d := messageData(t, r.events()[len(r.events())-1])
+	if string(c.Value()) != fmt.Sprint(d.Message.Seqno) {
+		t.Fatalf("cursor %s after the stale write, want %d (the newest message)", c.Value(), d.Message.Seqno)
+	}
+}
+
+// beforeWrite runs hook before each cursor write.
+type beforeWrite struct {
+	jetstream.KeyValue
+	hook func()
+}
+
+func (b *beforeWrite) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	b.hook()
+	return b.KeyValue.Update(ctx, key, value, rev)
+}
+
+func (b *beforeWrite) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	b.hook()
+	return b.KeyValue.Create(ctx, key, value, opts...)
 }

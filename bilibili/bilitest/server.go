@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +77,10 @@ type Fault struct {
 	// arrives (e.g. send_msg stores the message) and only holds back the
 	// answer: a send that timed out on the client but happened.
 	Apply bool
+	// Talker, when set, limits the fault to requests about this
+	// conversation (query talker_id, or msg[receiver_id] of a send); other
+	// requests pass it by.
+	Talker uint64
 }
 
 // Account is a logged-in Bilibili account served by the fake.
@@ -374,16 +380,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls[ep]++
 	s.lastReq[ep] = r.Clone(context.Background())
 	var fault *Fault
-	if q := s.faults[ep]; len(q) > 0 {
-		fe := q[0]
+	q := s.faults[ep]
+	for i, fe := range q {
+		if fe.f.Talker != 0 && fe.f.Talker != requestTalker(r) {
+			continue
+		}
 		f := fe.f
 		fault = &f
 		if fe.n > 0 {
 			fe.n--
 			if fe.n == 0 {
-				s.faults[ep] = q[1:]
+				s.faults[ep] = slices.Delete(slices.Clone(q), i, i+1)
 			}
 		}
+		break
 	}
 	logf := s.logf
 	s.mu.Unlock()
@@ -397,6 +407,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serve(rw, r, ep)
+}
+
+// requestTalker is the conversation a request is about, or 0.
+func requestTalker(r *http.Request) uint64 {
+	v := r.URL.Query().Get("talker_id")
+	if v == "" && r.Method == http.MethodPost {
+		// Reading the form here leaves it parsed for the handler.
+		v = r.PostFormValue("msg[receiver_id]")
+	}
+	id, _ := strconv.ParseUint(v, 10, 64)
+	return id
 }
 
 func (s *Server) serveFault(w *codeWriter, r *http.Request, ep string, f *Fault) {
