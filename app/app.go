@@ -139,10 +139,11 @@ func Run(ctx context.Context, opts Options) error {
 
 	// The runtime is made before the pollers run: a sink seen for the
 	// first time starts with the events published from now on.
-	rt := bridge.NewRuntime(bridge.RuntimeConfig{
+	rt := sinks.NewRuntime(sinks.RuntimeConfig{
 		Stream: store.Events, Publisher: pub, Subjects: subjects,
+		Records: store.Records, GiveUp: cfg.DeliveryGiveUp,
 		Leases: store.Leases, LeaseTTL: leaseTTL,
-		Metrics: bridge.NewSinkMetrics(reg), Logger: log,
+		Metrics: sinks.NewMetrics(reg), Logger: log,
 		Disabled: func(ctx context.Context, sink string, err error) {
 			for _, acct := range a.Accounts {
 				publishStatus(ctx, pub, subjects, acct.UID, events.StateSinkDisabled,

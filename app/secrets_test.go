@@ -76,7 +76,7 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	bridgetest.Eventually(t, "a failed webhook attempt in the log", func() bool { return strings.Contains(logs.String(), "will retry") })
+	bridgetest.Eventually(t, "a failed webhook attempt in the log", func() bool { return strings.Contains(logs.String(), "delivery failed") })
 	fake.SetLoginValid(uid, false)
 	bridgetest.Eventually(t, "the expiry in the log", func() bool { return strings.Contains(logs.String(), "login expired") })
 	r.stop()

@@ -18,6 +18,7 @@ const (
 	BucketCursors = "bili_cursors"
 	BucketLeases  = "bili_leases"
 	BucketState   = "bili_state"
+	BucketRecords = "bili_records"
 )
 
 // StoreConfig sizes the streams and buckets.
@@ -40,8 +41,13 @@ type Store struct {
 	Outbox  jetstream.Stream
 	Cursors jetstream.KeyValue
 	Leases  jetstream.KeyValue
-	// State holds sinks' mappings (topics, threads) and command outcomes.
+	// State holds what must last: sinks' mappings (topics, threads),
+	// offsets, members.
 	State jetstream.KeyValue
+	// Records holds what is only needed while the events it is about are
+	// in the stream: command outcomes, message maps, delivery failures.
+	// Each key expires MaxAge after its last write.
+	Records jetstream.KeyValue
 }
 
 // Provision creates or updates the streams and KV buckets. It is
@@ -95,7 +101,8 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 		{&st.Cursors, jetstream.KeyValueConfig{Bucket: BucketCursors, Description: "poller cursors", History: 1}},
 		// A lease is a key that expires with the bucket's TTL unless renewed.
 		{&st.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "poller leases", History: 1, TTL: cfg.LeaseTTL}},
-		{&st.State, jetstream.KeyValueConfig{Bucket: BucketState, Description: "sink mappings and command outcomes", History: 1}},
+		{&st.State, jetstream.KeyValueConfig{Bucket: BucketState, Description: "sink mappings, offsets and other lasting state", History: 1}},
+		{&st.Records, jetstream.KeyValueConfig{Bucket: BucketRecords, Description: "command outcomes, message maps and delivery failures; they expire with the events", History: 1, TTL: cfg.MaxAge}},
 	} {
 		b.cfg.Storage = jetstream.FileStorage
 		b.cfg.Replicas = cfg.Replicas

@@ -67,6 +67,8 @@ type Config struct {
 	WebhookSecret string `envconfig:"WEBHOOK_SECRET" desc:"whsec_... secret(s), space-separated, for signatures"`
 	WebhookEvents string `envconfig:"WEBHOOK_EVENTS" desc:"comma-separated event types to deliver (default: message events)"`
 
+	DeliveryGiveUp time.Duration `envconfig:"DELIVERY_GIVE_UP" default:"24h" desc:"a sink dead-letters an event this long after its first failed attempt"`
+
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
 }
@@ -119,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamMaxAge < time.Hour {
 		errs = append(errs, fmt.Errorf("STREAM_MAX_AGE=%s: want at least 1h", c.StreamMaxAge))
+	}
+	if c.DeliveryGiveUp < time.Minute || c.DeliveryGiveUp > c.StreamMaxAge {
+		errs = append(errs, fmt.Errorf("DELIVERY_GIVE_UP=%s: want between 1m and STREAM_MAX_AGE (%s), since an event must still be in the stream when it is retried", c.DeliveryGiveUp, c.StreamMaxAge))
 	}
 	return errors.Join(errs...)
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func valid() config.Config {
-	return config.Config{PollInterval: 6 * time.Second, StartFrom: "unread", NATSReplicas: 1, Prefix: "bili", StreamMaxAge: 720 * time.Hour}
+	return config.Config{PollInterval: 6 * time.Second, StartFrom: "unread", NATSReplicas: 1, Prefix: "bili", StreamMaxAge: 720 * time.Hour, DeliveryGiveUp: 24 * time.Hour}
 }
 
 func TestValidate(t *testing.T) {
@@ -29,6 +29,9 @@ func TestValidate(t *testing.T) {
 		{"replicas", func(c *config.Config) { c.NATSReplicas = 7 }, "NATS_REPLICAS"},
 		{"prefix with a dot", func(c *config.Config) { c.Prefix = "a.b" }, "SUBJECT_PREFIX"},
 		{"short stream age", func(c *config.Config) { c.StreamMaxAge = time.Minute }, "STREAM_MAX_AGE"},
+		{"give-up too short", func(c *config.Config) { c.DeliveryGiveUp = time.Second }, "DELIVERY_GIVE_UP"},
+		{"give-up beyond the stream", func(c *config.Config) { c.DeliveryGiveUp = 800 * time.Hour }, "DELIVERY_GIVE_UP"},
+		{"give-up of a week", func(c *config.Config) { c.DeliveryGiveUp = 7 * 24 * time.Hour }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package sinks defines what a destination of bilibridge events is: one
 // small interface, and the error that tells the delivery runtime whether
 // a retry can help. Retries, ordering, dead-lettering and metrics live
-// once in the runtime (package bridge), not in each sink.
+// once in the runtime (Runtime, in this package), not in each sink.
 package sinks
 
 import (

@@ -1,4 +1,4 @@
-package bridge_test
+package sinks_test
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks"
@@ -20,10 +19,10 @@ import (
 )
 
 // runSink runs the runtime for any sink until the test ends.
-func (r *rtRig) runSink(sink sinks.Sink, mod func(*bridge.RuntimeConfig)) {
+func (r *rtRig) runSink(sink sinks.Sink, mod func(*sinks.RuntimeConfig)) {
 	r.t.Helper()
-	cfg := bridge.RuntimeConfig{Stream: r.store.Events, Publisher: r.pub, Subjects: events.Subjects{},
-		Schedule: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond}, AckWait: time.Second,
+	cfg := sinks.RuntimeConfig{Stream: r.store.Events, Publisher: r.pub, Subjects: events.Subjects{},
+		ProbeEvery: 100 * time.Millisecond, GiveUp: time.Minute, AckWait: time.Second,
 		Since: time.Now().Add(-time.Hour)}
 	if mod != nil {
 		mod(&cfg)
@@ -32,14 +31,14 @@ func (r *rtRig) runSink(sink sinks.Sink, mod func(*bridge.RuntimeConfig)) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = bridge.NewRuntime(cfg).Run(ctx, sink)
+		_ = sinks.NewRuntime(cfg).Run(ctx, sink)
 	}()
 	r.t.Cleanup(func() { cancel(); <-done })
 }
 
 // unfinished is the number of events sink's consumer has not finished.
 func (r *rtRig) unfinished(sink string) int {
-	c, err := r.store.Events.Consumer(context.Background(), bridge.ConsumerName(sink))
+	c, err := r.store.Events.Consumer(context.Background(), sinks.ConsumerName(sink))
 	if err != nil {
 		return -1
 	}
@@ -174,7 +173,8 @@ func TestBatchPermanentFailureBlamesOnlyTheBadEvent(t *testing.T) {
 }
 
 // TestBatchRetriedThenDeadLettered: a batch that keeps failing is retried
-// as a whole by the schedule, then each of its events is dead-lettered.
+// as a whole, then, GiveUp after its first failure, each of its events
+// is dead-lettered with the number of real attempts.
 func TestBatchRetriedThenDeadLettered(t *testing.T) {
 	r := newRTRig(t)
 	sink := &batchSink{fail: func([]string) error { return errors.New("down") }}
@@ -182,31 +182,31 @@ func TestBatchRetriedThenDeadLettered(t *testing.T) {
 	for i := range 6 {
 		want = append(want, r.publish(7, uint64(i+1), fmt.Sprint("m", i)))
 	}
-	r.runSink(sink, func(c *bridge.RuntimeConfig) { c.MaxBatch = 4 })
+	r.runSink(sink, func(c *sinks.RuntimeConfig) { c.MaxBatch = 4; c.GiveUp = 500 * time.Millisecond })
 	bridgetest.Eventually(t, "six dead letters", func() bool { return len(r.deadLetters()) == 6 })
 	bridgetest.Eventually(t, "all done", func() bool { return r.unfinished(sink.Name()) == 0 })
-	var got []string
-	for _, d := range r.deadLetters() {
-		got = append(got, d.Event.ID)
-		if d.Attempts != 4 {
-			t.Errorf("dead letter of %s after %d attempts, want 4", d.Event.ID, d.Attempts)
-		}
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("dead letters %v, want %v in order", got, want)
-	}
-	// Each call was retried as it was: 4 attempts per batch, none larger
-	// than MaxBatch.
-	count := map[string]int{}
+	// Each call was retried as it was, none larger than MaxBatch.
+	tries := map[string]int{} // text → calls that carried it
 	for _, c := range sink.calls() {
 		if len(c) > 4 {
 			t.Errorf("a batch of %d", len(c))
 		}
-		count[strings.Join(c, ",")]++
-	}
-	for k, n := range count {
-		if n != 4 {
-			t.Errorf("%q tried %d times, want 4", k, n)
+		for _, text := range c {
+			tries[text]++
 		}
+	}
+	var got []string
+	for _, d := range r.deadLetters() {
+		got = append(got, d.Event.ID)
+		var m events.MessageData
+		if err := d.Event.DecodeData(&m); err != nil {
+			t.Fatal(err)
+		}
+		if n := tries[m.Message.Text]; d.Attempts != n || n < 2 {
+			t.Errorf("dead letter of %s says %d attempts; it was tried %d times", d.Event.ID, d.Attempts, n)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dead letters %v, want %v in order", got, want)
 	}
 }

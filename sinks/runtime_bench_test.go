@@ -1,4 +1,4 @@
-package bridge_test
+package sinks_test
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
 
@@ -253,7 +254,7 @@ func benchThroughput(b *testing.B, client func() *http.Client) {
 		ackTook += benchAckLoop(b, store.Events, len(msgs))
 
 		rcv := newBenchReceiver(b, len(msgs), false)
-		rt := bridge.NewRuntime(bridge.RuntimeConfig{Stream: store.Events, Publisher: &bridge.Publisher{JS: conn.JS},
+		rt := sinks.NewRuntime(sinks.RuntimeConfig{Stream: store.Events, Publisher: &bridge.Publisher{JS: conn.JS},
 			Subjects: events.Subjects{}, Since: since})
 		sink := rcv.sink(b, client())
 		ctx, cancel := context.WithCancel(context.Background())
@@ -266,7 +267,7 @@ func benchThroughput(b *testing.B, client func() *http.Client) {
 		b.StopTimer()
 		runtimeTook += took
 		// Every event also acked: nothing left for the consumer.
-		waitDrained(b, store.Events, bridge.ConsumerName(sink.Name()))
+		waitDrained(b, store.Events, sinks.ConsumerName(sink.Name()))
 		cancel()
 		if err := <-result; err != nil {
 			b.Fatal(err)
@@ -389,14 +390,14 @@ func BenchmarkRuntimeLatency(b *testing.B) {
 	store := bridgetest.Provision(b, conn, time.Second)
 	rcv := newBenchReceiver(b, b.N*perOp, true)
 	sink := rcv.sink(b, nil)
-	rt := bridge.NewRuntime(bridge.RuntimeConfig{Stream: store.Events, Publisher: &bridge.Publisher{JS: conn.JS}, Subjects: events.Subjects{}})
+	rt := sinks.NewRuntime(sinks.RuntimeConfig{Stream: store.Events, Publisher: &bridge.Publisher{JS: conn.JS}, Subjects: events.Subjects{}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	result := make(chan error, 1)
 	go func() { result <- rt.Run(ctx, sink) }()
 	// The consumer exists before the first event (it would start there anyway).
 	bridgetest.Eventually(b, "the sink's consumer", func() bool {
-		_, err := store.Events.Consumer(ctx, bridge.ConsumerName(sink.Name()))
+		_, err := store.Events.Consumer(ctx, sinks.ConsumerName(sink.Name()))
 		return err == nil
 	})
 	msgs := make([]benchMsg, b.N*perOp)

@@ -1,4 +1,4 @@
-package bridge_test
+package sinks_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
 
@@ -89,6 +91,7 @@ func (r *receiver) count(id string) int {
 
 type rtRig struct {
 	t     *testing.T
+	srv   *bridgetest.Server
 	conn  *bridge.Conn
 	store *bridge.Store
 	pub   *bridge.Publisher
@@ -96,9 +99,10 @@ type rtRig struct {
 
 func newRTRig(t *testing.T) *rtRig {
 	t.Helper()
-	conn := bridgetest.StartServer(t).Connect(t)
+	srv := bridgetest.StartServer(t)
+	conn := srv.Connect(t)
 	store := bridgetest.Provision(t, conn, time.Second)
-	return &rtRig{t: t, conn: conn, store: store, pub: &bridge.Publisher{JS: conn.JS}}
+	return &rtRig{t: t, srv: srv, conn: conn, store: store, pub: &bridge.Publisher{JS: conn.JS}}
 }
 
 // publish publishes a text message event in conversation talker and
@@ -118,14 +122,14 @@ func (r *rtRig) publish(talker uint64, key uint64, text string) string {
 }
 
 // run starts the runtime for a webhook sink to rcv; it stops at cleanup.
-func (r *rtRig) run(rcv *receiver, mod func(*bridge.RuntimeConfig)) (stop func(), done <-chan error) {
+func (r *rtRig) run(rcv *receiver, mod func(*sinks.RuntimeConfig)) (stop func(), done <-chan error) {
 	r.t.Helper()
 	sink, err := webhook.New(webhook.Config{URL: rcv.srv.URL, Timeout: 2 * time.Second})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	cfg := bridge.RuntimeConfig{Stream: r.store.Events, Publisher: r.pub, Subjects: events.Subjects{},
-		Schedule: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond}, AckWait: time.Second}
+	cfg := sinks.RuntimeConfig{Stream: r.store.Events, Publisher: r.pub, Subjects: events.Subjects{},
+		ProbeEvery: 100 * time.Millisecond, GiveUp: time.Minute, AckWait: time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -134,7 +138,7 @@ func (r *rtRig) run(rcv *receiver, mod func(*bridge.RuntimeConfig)) (stop func()
 	result := make(chan error, 1)
 	// Made here, not in the goroutine: a sink starts with the events
 	// published after NewRuntime, and the test publishes right after run.
-	rt := bridge.NewRuntime(cfg)
+	rt := sinks.NewRuntime(cfg)
 	go func() { result <- rt.Run(ctx, sink) }()
 	// done reports the result to the test; stop waits for it.
 	go func() { err := <-result; errc <- err; close(errc) }()
@@ -189,7 +193,7 @@ func TestEndpointFailingThenSucceeding(t *testing.T) {
 func pending(t *testing.T, r *rtRig, rcv *receiver) int {
 	t.Helper()
 	sink, _ := webhook.New(webhook.Config{URL: rcv.srv.URL})
-	c, err := r.store.Events.Consumer(context.Background(), bridge.ConsumerName(sink.Name()))
+	c, err := r.store.Events.Consumer(context.Background(), sinks.ConsumerName(sink.Name()))
 	if err != nil {
 		return -1
 	}
@@ -200,18 +204,24 @@ func pending(t *testing.T, r *rtRig, rcv *receiver) int {
 	return info.NumAckPending + int(info.NumPending)
 }
 
-func TestDeadLetterAfterLastAttempt(t *testing.T) {
+// An event that keeps failing is dead-lettered once GiveUp has passed
+// since its first failure, with the number of real attempts.
+func TestDeadLetterAfterGiveUp(t *testing.T) {
 	r := newRTRig(t)
 	rcv := newReceiver(t, func(string, int) (int, http.Header) { return 500, nil })
-	r.run(rcv, nil)
+	r.run(rcv, func(c *sinks.RuntimeConfig) { c.GiveUp = time.Second }) // ProbeEvery 100ms
 	id := r.publish(1, 1, "doomed")
 	bridgetest.Eventually(t, "a dead letter", func() bool { return len(r.deadLetters()) == 1 })
 	d := r.deadLetters()[0]
-	if d.Event.ID != id || d.Attempts != 4 || d.Reason == "" {
+	if d.Event.ID != id || !strings.Contains(d.Reason, "500") || !strings.Contains(d.Reason, "1s") {
 		t.Errorf("dead letter %+v", d)
 	}
-	if n := rcv.count(id); n != 4 {
-		t.Errorf("%d attempts, want 4 (1 + len(Schedule))", n)
+	reqs := rcv.requests()
+	if n := rcv.count(id); d.Attempts != n || n < 2 {
+		t.Errorf("dead letter says %d attempts, the endpoint saw %d (want the same, at least 2)", d.Attempts, n)
+	}
+	if span := reqs[len(reqs)-1].at.Sub(reqs[0].at); span < 900*time.Millisecond {
+		t.Errorf("gave up %s after the first failure, before GiveUp (1s)", span)
 	}
 	bridgetest.Eventually(t, "the ack", func() bool { return pending(t, r, rcv) == 0 })
 	// The dead letter is on bili.<uid>.dead.<sink>.
@@ -238,7 +248,7 @@ func TestGoneDisablesTheEndpoint(t *testing.T) {
 	rcv := newReceiver(t, func(string, int) (int, http.Header) { return 410, nil })
 	var disabled string
 	var mu sync.Mutex
-	_, done := r.run(rcv, func(c *bridge.RuntimeConfig) {
+	_, done := r.run(rcv, func(c *sinks.RuntimeConfig) {
 		c.Disabled = func(_ context.Context, sink string, err error) { mu.Lock(); disabled = sink; mu.Unlock() }
 	})
 	r.publish(1, 1, "first")
@@ -265,10 +275,13 @@ func TestGoneDisablesTheEndpoint(t *testing.T) {
 	}
 }
 
+// An event that fails on its own (others to the same endpoint succeed)
+// keeps its conversation waiting, in order, and does not hold up the
+// other conversations.
 func TestOrderPerConversationWhileOthersFlow(t *testing.T) {
 	r := newRTRig(t)
 	var mu sync.Mutex
-	failA1 := 3
+	failA1 := 6
 	var a1 string
 	rcv := newReceiver(t, func(id string, attempt int) (int, http.Header) {
 		mu.Lock()
@@ -278,9 +291,7 @@ func TestOrderPerConversationWhileOthersFlow(t *testing.T) {
 		}
 		return 200, nil
 	})
-	r.run(rcv, func(c *bridge.RuntimeConfig) {
-		c.Schedule = []time.Duration{300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, time.Second}
-	})
+	r.run(rcv, func(c *sinks.RuntimeConfig) { c.ProbeEvery, c.GiveUp = 300*time.Millisecond, time.Minute })
 	mu.Lock()
 	a1 = events.MessageID(rtUID, 101)
 	mu.Unlock()
@@ -289,6 +300,7 @@ func TestOrderPerConversationWhileOthersFlow(t *testing.T) {
 	r.publish(200, 201, "B1")
 	r.publish(100, 103, "A3")
 	r.publish(200, 202, "B2")
+	r.publish(200, 203, "B3")
 	bridgetest.Eventually(t, "everything", func() bool {
 		n := 0
 		for _, g := range rcv.requests() {
@@ -296,7 +308,7 @@ func TestOrderPerConversationWhileOthersFlow(t *testing.T) {
 				n++
 			}
 		}
-		return n == 8 // A1 four times, then A2, A3, B1, B2
+		return n == 12 // A1 seven times, then A2, A3, B1, B2, B3
 	})
 	var order []string
 	var lastB, okA1 time.Time
@@ -304,7 +316,7 @@ func TestOrderPerConversationWhileOthersFlow(t *testing.T) {
 		if g.text == "A1" {
 			okA1 = g.at // the last A1 request is the one answered 200
 		}
-		if g.text == "B2" {
+		if g.text == "B3" {
 			lastB = g.at
 		}
 		order = append(order, g.text)
@@ -350,23 +362,20 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 
 func TestCrashAfterDeliveryRedeliversWithTheSameID(t *testing.T) {
 	r := newRTRig(t)
-	var stopFirst func()
-	var mu sync.Mutex
+	// The process that crashes has a NATS connection of its own, which
+	// dies with it: the endpoint got the event, the ack never comes.
+	crashing := r.srv.Connect(t)
+	stream, err := crashing.JS.Stream(context.Background(), bridge.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rcv := newReceiver(t, func(id string, attempt int) (int, http.Header) {
 		if attempt == 1 {
-			// The process dies after the endpoint got the event, before the ack.
-			mu.Lock()
-			stop := stopFirst
-			mu.Unlock()
-			go stop()
-			time.Sleep(300 * time.Millisecond)
+			crashing.NC.Close()
 		}
 		return 200, nil
 	})
-	stop, _ := r.run(rcv, nil)
-	mu.Lock()
-	stopFirst = stop
-	mu.Unlock()
+	stop, _ := r.run(rcv, func(c *sinks.RuntimeConfig) { c.Stream = stream })
 	id := r.publish(1, 1, "twice underneath")
 	bridgetest.Eventually(t, "the first attempt", func() bool { return rcv.count(id) == 1 })
 	stop()
@@ -379,6 +388,36 @@ func TestCrashAfterDeliveryRedeliversWithTheSameID(t *testing.T) {
 	}
 }
 
+// A graceful stop while a delivery is in flight lets it finish and acks
+// it: the event is not delivered twice.
+func TestGracefulStopDuringDeliveryDeliversOnce(t *testing.T) {
+	r := newRTRig(t)
+	var stopFirst func()
+	var mu sync.Mutex
+	rcv := newReceiver(t, func(id string, attempt int) (int, http.Header) {
+		if attempt == 1 {
+			mu.Lock()
+			stop := stopFirst
+			mu.Unlock()
+			go stop()
+			time.Sleep(300 * time.Millisecond)
+		}
+		return 200, nil
+	})
+	stop, _ := r.run(rcv, nil)
+	mu.Lock()
+	stopFirst = stop
+	mu.Unlock()
+	id := r.publish(1, 1, "once")
+	bridgetest.Eventually(t, "the first attempt", func() bool { return rcv.count(id) == 1 })
+	stop()
+	r.run(rcv, nil) // the restarted process
+	bridgetest.Eventually(t, "the consumer to be done", func() bool { return pending(t, r, rcv) == 0 })
+	if n := rcv.count(id); n != 1 {
+		t.Fatalf("delivered %d times across a graceful stop, want once", n)
+	}
+}
+
 func TestDeletedConsumerIsRecreated(t *testing.T) {
 	r := newRTRig(t)
 	rcv := newReceiver(t, func(string, int) (int, http.Header) { return 204, nil })
@@ -386,7 +425,7 @@ func TestDeletedConsumerIsRecreated(t *testing.T) {
 	first := r.publish(1, 1, "before")
 	bridgetest.Eventually(t, "the first event", func() bool { return rcv.count(first) == 1 })
 	sink, _ := webhook.New(webhook.Config{URL: rcv.srv.URL})
-	if err := r.store.Events.DeleteConsumer(context.Background(), bridge.ConsumerName(sink.Name())); err != nil {
+	if err := r.store.Events.DeleteConsumer(context.Background(), sinks.ConsumerName(sink.Name())); err != nil {
 		t.Fatal(err)
 	}
 	second := r.publish(1, 2, "after")
