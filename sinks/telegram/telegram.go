@@ -310,23 +310,66 @@ type postedRecord struct {
 	// (DeliverBatch).
 	Merged bool `json:"merged,omitempty"`
 	Part   int  `json:"part,omitempty"`
+	// Lead and Batch, on a later part of a merged message, point to the
+	// record of its first part (event Lead), written before the message
+	// was sent: the part was posted once that record is Done with the
+	// same Batch. So one KV write right after the message records every
+	// part, and an attempt that never got that far is not taken as
+	// posted.
+	Lead  string `json:"lead,omitempty"`
+	Batch string `json:"batch,omitempty"`
+}
+
+// posted reads what was posted for an event: ok false when nothing was.
+// A later part of a merged message is resolved through its first part.
+func (s *Sink) posted(ctx context.Context, eventID string) (rec postedRecord, ok bool, err error) {
+	key := s.msgKey(eventID)
+	if found, err := s.loadJSON(ctx, key, &rec); !found || err != nil {
+		return postedRecord{}, false, err
+	}
+	if rec.Done || rec.Lead == "" {
+		return rec, true, nil
+	}
+	var lead postedRecord
+	if found, err := s.loadJSON(ctx, s.msgKey(rec.Lead), &lead); !found || err != nil {
+		return postedRecord{}, false, err
+	}
+	if !lead.Done || !lead.Merged || lead.Batch != rec.Batch || len(lead.IDs) == 0 {
+		return postedRecord{}, false, nil // that attempt never posted the message
+	}
+	rec = postedRecord{Done: true, Thread: lead.Thread, IDs: lead.IDs, Merged: true, Part: rec.Part}
+	_ = s.saveJSON(ctx, key, rec) // spares the next reader the indirection
+	return rec, true, nil
+}
+
+// loadJSON reads key into v; false when the key does not exist or does
+// not hold what v expects.
+func (s *Sink) loadJSON(ctx context.Context, key string, v any) (bool, error) {
+	e, err := s.cfg.State.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("telegram: reading the posted record: %w", err)
+	}
+	return json.Unmarshal(e.Value(), v) == nil, nil
 }
 
 // post sends the parts of an event once: what was posted is recorded
 // under tg.msg.<chat>.<event id> after each message, so a redelivery
-// posts nothing twice and a retry resumes after the last message sent.
-// conv nil posts to the General topic (or the chat). thread, when not
-// zero, is the topic to use when conv is nil.
+// (after a failed part, or in another process after a crash) posts
+// nothing twice and resumes after the last message sent. conv nil posts
+// to the General topic (or the chat). thread, when not zero, is the topic
+// to use when conv is nil.
 func (s *Sink) post(ctx context.Context, eventID string, conv *convRef, thread int, render func(flat bool) []part) error {
 	key := s.msgKey(eventID)
-	var rec postedRecord
-	if e, err := s.cfg.State.Get(ctx, key); err == nil {
-		if json.Unmarshal(e.Value(), &rec) == nil && rec.Done {
-			s.log.Debug("already posted", "event", eventID)
-			return nil
-		}
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("telegram: reading the posted record: %w", err)
+	rec, _, err := s.posted(ctx, eventID)
+	if err != nil {
+		return err
+	}
+	if rec.Done {
+		s.log.Debug("already posted", "event", eventID)
+		return nil
 	}
 	forum, err := s.isForum(ctx)
 	if err != nil {
@@ -342,24 +385,33 @@ func (s *Sink) post(ctx context.Context, eventID string, conv *convRef, thread i
 	for i := len(rec.IDs); i < len(parts); i++ {
 		id, isPhoto, sentHTML, err := s.sendPart(ctx, t, parts[i])
 		if err != nil {
-			if len(rec.IDs) > 0 {
-				s.saveJSON(ctx, key, rec)
-			}
+			// The record is current already; writing it again here could
+			// undo what another process, which took the redelivery while
+			// this one was stuck, recorded meanwhile.
 			return err
 		}
 		if i == 0 {
 			rec.FirstHTML, rec.FirstIsPh = sentHTML, isPhoto
 		}
-		rec.IDs, rec.Thread = append(rec.IDs, id), t.thread
+		rec.IDs, rec.Thread, rec.Done = append(rec.IDs, id), t.thread, i == len(parts)-1
+		// Recorded before anything else: a crash from here on must not
+		// post this part again. A failed write before the last part is
+		// only logged (by saveJSON): going on and recording at the end
+		// posts fewer parts twice than a retry would.
+		if err := s.saveJSON(ctx, key, rec); err != nil && rec.Done {
+			return fmt.Errorf("telegram: recording the posted messages: %w", err)
+		}
 		if !forum && conv != nil {
 			if _, err := s.cfg.State.Put(ctx, "tg.conv."+s.chatTok+"."+strconv.Itoa(id), []byte(conv.String())); err != nil {
 				s.log.Warn("could not record the conversation of a posted message; replies to it will be ignored", "err", err)
 			}
 		}
 	}
-	rec.Done = true
-	if err := s.saveJSON(ctx, key, rec); err != nil {
-		return fmt.Errorf("telegram: recording the posted messages: %w", err)
+	if !rec.Done { // nothing left to send: a record from an older version, or no parts
+		rec.Done = true
+		if err := s.saveJSON(ctx, key, rec); err != nil {
+			return fmt.Errorf("telegram: recording the posted messages: %w", err)
+		}
 	}
 	return nil
 }
@@ -574,17 +626,12 @@ func (s *Sink) lookupTopic(ctx context.Context, c *convRef) int {
 }
 
 func (s *Sink) deliverRecall(ctx context.Context, id string, d events.RecallData) error {
-	key := s.msgKey(events.MessageID(d.AccountUID, d.RecalledMsgKey))
-	e, err := s.cfg.State.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		s.log.Debug("recall of a message that was not posted here", "event", id)
-		return nil
-	}
+	rec, ok, err := s.posted(ctx, events.MessageID(d.AccountUID, d.RecalledMsgKey))
 	if err != nil {
-		return fmt.Errorf("telegram: reading the posted record: %w", err)
+		return err
 	}
-	var rec postedRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil || len(rec.IDs) == 0 {
+	if !ok || len(rec.IDs) == 0 {
+		s.log.Debug("recall of a message that was not posted here", "event", id)
 		return nil
 	}
 	note := noteRecalled

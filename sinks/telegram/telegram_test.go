@@ -2,6 +2,7 @@ package telegram_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
@@ -122,6 +124,85 @@ func TestLongTextSplitAndPartialPostResumes(t *testing.T) {
 	}
 	if joined.String() != strings.Repeat("长文本 <&> ", 1000) {
 		t.Error("the parts do not add up to the text")
+	}
+}
+
+// TestMultiPartPostResumes: an event posted as several messages is
+// recorded after each one, so that its redelivery posts only the parts
+// not posted yet: after a failed part, and after a crash in the middle
+// (the first delivery is stuck in a part while another process, on the
+// same KV bucket, takes the redelivery).
+func TestMultiPartPostResumes(t *testing.T) {
+	var b strings.Builder
+	for i := range 1300 {
+		fmt.Fprintf(&b, "%04d长<&> ", i) // 11700 characters, no two parts alike: three messages
+	}
+	text := b.String()
+	for _, tc := range []struct {
+		name  string
+		skip  int // sendMessage calls served before the fault
+		fault telegramtest.Fault
+		crash bool
+	}{
+		{name: "HTTP 500 on the 2nd part", skip: 1, fault: telegramtest.ServerError()},
+		{name: "connection dropped on the 3rd part", skip: 2, fault: telegramtest.Dropped()},
+		{name: "crash while posting the 2nd part", skip: 1, fault: telegramtest.ServerError(), crash: true},
+		{name: "crash while posting the 3rd part", skip: 2, fault: telegramtest.Dropped(), crash: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ev := textEvent(t, 1, text)
+			s := e.sink(forumChat, nil)
+			if !tc.crash {
+				e.fake.FailAfter("sendMessage", tc.skip, tc.fault)
+				err := s.Deliver(context.Background(), ev)
+				if retry, _, _ := sinks.Verdict(err); err == nil || !retry {
+					t.Fatalf("first delivery: %v, want a retryable error", err)
+				}
+				deliver(t, s, ev)
+			} else {
+				hold := make(chan struct{})
+				released := false
+				release := func() {
+					if !released {
+						released = true
+						close(hold)
+					}
+				}
+				t.Cleanup(release)
+				f := tc.fault
+				f.Hold = hold
+				e.fake.FailAfter("sendMessage", tc.skip, f)
+				first := make(chan error, 1)
+				go func() { first <- s.Deliver(context.Background(), ev) }()
+				bridgetest.Eventually(t, "the first delivery stuck in a part", func() bool {
+					return e.fake.CallCount("sendMessage") == tc.skip+1
+				})
+				deliver(t, e.sink(forumChat, nil), ev) // the redelivery, in another process
+				release()
+				if err := <-first; err == nil {
+					t.Error("the stuck delivery reported success")
+				}
+			}
+			deliver(t, e.sink(forumChat, nil), ev) // and once more after a restart: nothing new
+
+			sent := e.fake.Sent(forumChat)
+			var joined strings.Builder
+			seen := map[string]bool{}
+			for _, m := range sent {
+				if seen[m.Text] {
+					t.Errorf("a part was posted twice: %.40q…", m.Text)
+				}
+				seen[m.Text] = true
+				joined.WriteString(strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&").Replace(m.Text))
+			}
+			if len(sent) != 3 {
+				t.Fatalf("%d messages in the chat, want 3 (each part once)", len(sent))
+			}
+			if joined.String() != text {
+				t.Error("the messages do not add up to the text, in order")
+			}
+		})
 	}
 }
 

@@ -61,7 +61,17 @@ type Fault struct {
 	// RawBody, when set, is sent instead of a JSON answer (a proxy's HTML
 	// error page).
 	RawBody string
+	// Drop closes the connection without an answer, as a network failure
+	// would; the call is not served (nothing is posted).
+	Drop bool
+	// Hold, when not nil, keeps the call waiting until it is closed (or
+	// the client gives up) before the fault is answered: a call that
+	// hangs, as when the bridge is stuck or dies in the middle of it.
+	Hold <-chan struct{}
 }
+
+// Dropped is a connection closed without an answer.
+func Dropped() Fault { return Fault{Drop: true} }
 
 // TooManyRequests is a 429 asking to wait n seconds.
 func TooManyRequests(n int) Fault {
@@ -576,6 +586,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if fault != nil {
+		if fault.Hold != nil {
+			select {
+			case <-fault.Hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if fault.Drop {
+			dropConn(w)
+			return
+		}
 		writeFault(w, *fault)
 		return
 	}
@@ -670,6 +691,19 @@ func parseForm(r *http.Request) (map[string]string, map[string][]byte, error) {
 		}
 	}
 	return params, files, nil
+}
+
+// dropConn closes the call's connection without an answer.
+func dropConn(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("telegramtest: the response writer cannot drop its connection")
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(fmt.Sprintf("telegramtest: dropping a connection: %v", err))
+	}
+	_ = conn.Close()
 }
 
 func writeFault(w http.ResponseWriter, f Fault) {

@@ -157,3 +157,39 @@ func TestFakeUpdatesAndFiles(t *testing.T) {
 		t.Errorf("pending %d, confirmed %d, want %d", s.PendingUpdates(), s.Confirmed(), u2.ID)
 	}
 }
+
+// TestFakeDropAndHold: a dropped call fails without posting anything; a
+// held one waits until released, then answers its fault.
+func TestFakeDropAndHold(t *testing.T) {
+	s := telegramtest.NewServer(t)
+	s.AddChat(telegramtest.Chat{ID: forum, Title: "inbox"})
+	b := newBot(t, s)
+	ctx := context.Background()
+
+	s.FailNext("sendMessage", 1, telegramtest.Dropped())
+	if _, err := b.SendMessage(ctx, &bot.SendMessageParams{ChatID: forum, Text: "lost"}); err == nil {
+		t.Fatal("a dropped call succeeded")
+	}
+	hold := make(chan struct{})
+	s.FailNext("sendMessage", 1, telegramtest.Fault{Hold: hold, Code: 500, Description: "Internal Server Error"})
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.SendMessage(ctx, &bot.SendMessageParams{ChatID: forum, Text: "held"})
+		done <- err
+	}()
+	for s.CallCount("sendMessage") < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a held call answered before its release: %v", err)
+	default:
+	}
+	close(hold)
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "Internal Server Error") {
+		t.Errorf("held call: %v", err)
+	}
+	if n := len(s.Sent(forum)); n != 0 {
+		t.Errorf("%d messages posted by failed calls", n)
+	}
+}
