@@ -40,11 +40,17 @@ const maxUpdateAttempts = 5
 // queued, before any handler ran. Run calls getUpdates itself with
 // offset = last handled update + 1, handles the updates of a batch one at
 // a time, in order, and records the last handled update_id in KV
-// (tg.offset.<chat>) after each; updates at or below it are skipped. So an
-// update is confirmed only after it was handled, and a crash mid-batch
-// means the unhandled updates come again (at least once). A send command's
-// command_id is derived from the chat and message id ("tg-<chat>-<msg>"),
-// so handling an update twice sends it to Bilibili once.
+// (tg.offset.<chat>) after each. So an update is confirmed only after it
+// was handled, and a crash mid-batch means the unhandled updates come
+// again (at least once). A send command's command_id is derived from the
+// chat and message id ("tg-<chat>-<msg>"), so handling an update twice
+// sends it to Bilibili once.
+//
+// Whatever getUpdates answers is handled, even below the recorded offset:
+// Telegram never returns an update it considers confirmed, and after a
+// week without updates it numbers them from a random, possibly lower, id
+// (the Bot API then answers an offset past them from the oldest pending
+// update). The next offset follows the last update handled, lower or not.
 //
 // Only one process may poll a bot: a second one gets 409 Conflict.
 //
@@ -96,30 +102,38 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		backoff = 0
 		for _, u := range ups {
-			if n, err := s.process(ctx, u); err != nil {
+			if n, err := s.process(ctx, u, false); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				backoff = time.Duration(n) * 2 * time.Second
 				break
 			}
-			offset = max(offset, u.ID)
+			offset = u.ID
 		}
 	}
 	return nil
 }
 
-// process handles update u once, in update_id order, for Run and
-// WebhookHandler alike: an update at or below the recorded offset
-// (tg.offset.<chat>) was handled already and is skipped; the offset is
-// recorded after u was handled, or after it failed maxUpdateAttempts
-// times (it is then skipped). An error means "offer u again later";
-// failures is how often it failed so far.
-func (s *Sink) process(ctx context.Context, u *models.Update) (failures int, err error) {
+// process handles update u, one update at a time, for Run and
+// WebhookHandler (hooked) alike, and records it once handled, or once it
+// failed maxUpdateAttempts times (it is then skipped): polled, as the
+// offset (tg.offset.<chat>) the next getUpdates starts from; hooked, in
+// the set of update_ids handled recently (tg.updates.<chat>), and an
+// update found there is not handled again. An error means "offer u again
+// later"; failures is how often it failed so far.
+func (s *Sink) process(ctx context.Context, u *models.Update, hooked bool) (failures int, err error) {
 	s.updMu.Lock()
 	defer s.updMu.Unlock()
-	if u.ID <= s.loadOffset(ctx) {
-		return 0, nil
+	if hooked {
+		seen, err := s.handledUpdate(ctx, u.ID)
+		if err != nil {
+			return 0, err
+		}
+		if seen {
+			s.log.Debug("Telegram update handled already", "update", u.ID)
+			return 0, nil
+		}
 	}
 	if err := s.handleUpdate(ctx, u); err != nil {
 		if ctx.Err() != nil {
@@ -133,7 +147,11 @@ func (s *Sink) process(ctx context.Context, u *models.Update) (failures int, err
 		s.log.Error("handling a Telegram update failed; skipping it", "update", u.ID, "err", err)
 	}
 	delete(s.failures, u.ID)
-	s.saveOffset(ctx, u.ID)
+	if hooked {
+		s.recordUpdate(ctx, u.ID)
+	} else {
+		s.saveOffset(ctx, u.ID)
+	}
 	return 0, nil
 }
 

@@ -311,3 +311,47 @@ func TestCommandsAndOffsetDurability(t *testing.T) {
 		t.Errorf("commands after restart = %+v", reqs)
 	}
 }
+
+// TestPollingLowerUpdateIDAfterAQuietWeek: when Telegram numbers updates
+// from a lower id after a quiet week, the Bot API answers getUpdates with
+// an offset past them from the oldest pending update; Run handles them
+// (once) and confirms them, instead of skipping them forever.
+func TestPollingLowerUpdateIDAfterAQuietWeek(t *testing.T) {
+	e := newEnv(t)
+	out := &countingOutbox{}
+	cfg := func(c *telegram.Config) { c.AllowedUsers, c.Outbox = []int64{alice.ID}, out }
+	s := e.sink(forumChat, cfg)
+	thread := threadOf(t, e, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.fake.UserMessage(forumChat, thread, alice, "before the quiet week")
+	waitConfirmed(t, e)
+
+	e.fake.RestartUpdateIDs(5)
+	e.fake.UserMessage(forumChat, thread, alice, "after the quiet week")
+	bridgetest.Eventually(t, "the update with the lower id handled", func() bool { return len(out.all()) >= 2 })
+	waitConfirmed(t, e)
+	e.fake.UserMessage(forumChat, thread, alice, "and the next one")
+	bridgetest.Eventually(t, "the next update handled", func() bool { return len(out.all()) >= 3 })
+	waitConfirmed(t, e)
+	// A restart goes on from the new numbering.
+	cancel()
+	<-done
+	runSink(t, e.sink(forumChat, cfg))
+	e.fake.UserMessage(forumChat, thread, alice, "after a restart")
+	bridgetest.Eventually(t, "the update after a restart handled", func() bool { return len(out.all()) >= 4 })
+	waitConfirmed(t, e)
+
+	var texts []string
+	for _, r := range out.all() {
+		texts = append(texts, r.Command.Text)
+	}
+	if got := strings.Join(texts, "|"); got != "before the quiet week|after the quiet week|and the next one|after a restart" {
+		t.Errorf("commands = %q, want each update once, in order", got)
+	}
+	if c := e.fake.Confirmed(); c != 7 {
+		t.Errorf("confirmed %d, want 7", c)
+	}
+}

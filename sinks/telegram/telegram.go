@@ -21,6 +21,7 @@
 //	tg.merged.<chat>.<message id>                   → the parts of a merged message (DeliverBatch)
 //	tg.echo.<uid>.<msg_key>                         → a reply sent from Telegram, not to be posted again
 //	tg.offset.<chat>                                → last update handled (Run)
+//	tg.updates.<chat>                               → update ids handled in the last day (WebhookHandler)
 //	tg.file.<id>                                    → a photo reply served by FileHandler
 //	tg.repliesoff.<chat>                            → the "replies are off" notice was posted
 //

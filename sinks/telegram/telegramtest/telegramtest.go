@@ -440,6 +440,17 @@ func (s *Server) PushUpdate(h http.Handler) int {
 	return code
 }
 
+// RestartUpdateIDs makes next the update_id of the next update, as
+// Telegram does after a week without updates ("the identifier of the next
+// update will be chosen randomly instead of sequentially"), possibly
+// below the ids used so far. Nothing is confirmed in the new numbering.
+func (s *Server) RestartUpdateIDs(next int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextUpd = next - 1
+	s.confirmed = 0
+}
+
 // InjectUpdate queues a raw update; its update_id is assigned.
 func (s *Server) InjectUpdate(u models.Update) int64 {
 	s.mu.Lock()
@@ -744,6 +755,12 @@ func (s *Server) getUpdates(r *http.Request, p map[string]string) (any, error) {
 		if s.webhook.URL != "" {
 			s.mu.Unlock()
 			return nil, &apiError{409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"}
+		}
+		if offset > s.nextUpd+1+10 {
+			// An offset "in the future" (past the next update_id, as
+			// after update_ids restarted lower) is ignored: the Bot API
+			// answers from the oldest pending update and forgets nothing.
+			offset = 0
 		}
 		if offset > 0 {
 			// Telegram forgets every update below the offset.
