@@ -254,11 +254,28 @@ func (s *Sink) handleUpdate(ctx context.Context, u *models.Update) error {
 	if m.From == nil || m.From.IsBot {
 		return nil // channels, anonymous admins and bots (ourselves included)
 	}
+	if !userContent(m) {
+		// A service message: a topic renamed, closed or reopened, a pin,
+		// members joining… Telegram posts it in the member's name, but it
+		// is nothing said to the talker, nor worth an answer.
+		s.log.Debug("ignoring a service message", "message", m.ID, "user", m.From.ID)
+		return nil
+	}
 	conv, err := s.route(ctx, m)
 	if err != nil {
 		return err
 	}
-	if cmd, ok := command(m.Text); ok {
+	if cmd, to, ok := command(m.Text); ok {
+		if to != "" {
+			me, err := s.username(ctx)
+			if err != nil {
+				return err
+			}
+			if !strings.EqualFold(to, me) {
+				s.log.Debug("ignoring a command for another bot", "message", m.ID, "bot", to)
+				return nil
+			}
+		}
 		return s.command(ctx, m, conv, cmd)
 	}
 	if conv == nil {
@@ -335,14 +352,41 @@ func (s *Sink) route(ctx context.Context, m *models.Message) (*convRef, error) {
 	return &c, nil
 }
 
-// command parses "/name" or "/name@bot".
-func command(text string) (string, bool) {
+// userContent reports whether m carries something a member wrote or
+// sent: text, or media of any kind (answered with "only text and photos"
+// when not a photo). Everything else is a service message, including the
+// kinds this library version does not know, which arrive empty.
+func userContent(m *models.Message) bool {
+	return m.Text != "" || len(m.Photo) > 0 || m.Animation != nil || m.Audio != nil || m.Document != nil ||
+		m.PaidMedia != nil || m.Sticker != nil || m.Story != nil || m.Video != nil || m.VideoNote != nil ||
+		m.Voice != nil || m.Checklist != nil || m.Contact != nil || m.Dice != nil || m.Game != nil ||
+		m.Poll != nil || m.Venue != nil || m.Location != nil
+}
+
+// command parses "/name" or "/name@bot"; to is the bot, if named.
+func command(text string) (name, to string, ok bool) {
 	if !strings.HasPrefix(text, "/") {
-		return "", false
+		return "", "", false
 	}
 	f := strings.Fields(text)
-	name, _, _ := strings.Cut(strings.TrimPrefix(f[0], "/"), "@")
-	return strings.ToLower(name), true
+	name, to, _ = strings.Cut(strings.TrimPrefix(f[0], "/"), "@")
+	return strings.ToLower(name), to, true
+}
+
+// username is the bot's username, asked once (getMe): commands addressed
+// to another bot ("/status@other_bot") are not ours.
+func (s *Sink) username(ctx context.Context) (string, error) {
+	s.meMu.Lock()
+	defer s.meMu.Unlock()
+	if s.me != "" {
+		return s.me, nil
+	}
+	u, err := s.bot.GetMe(ctx)
+	if err != nil {
+		return "", s.scrub(fmt.Errorf("asking for the bot's username: %w", err))
+	}
+	s.me = u.Username
+	return s.me, nil
 }
 
 func (s *Sink) command(ctx context.Context, m *models.Message, conv *convRef, cmd string) error {

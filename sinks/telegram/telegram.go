@@ -145,6 +145,9 @@ type Sink struct {
 	forumMu sync.Mutex
 	forum   *bool
 
+	meMu sync.Mutex
+	me   string // the bot's username, once asked (getMe)
+
 	// updMu orders the handling of updates (process).
 	updMu    sync.Mutex
 	failures map[int64]int // update_id → failed attempts

@@ -360,6 +360,14 @@ func (s *Server) UserMessage(chat int64, thread int, from User, text string) int
 	return s.inject(chat, thread, from, 0, func(m *models.Message) { m.Text = text })
 }
 
+// UserMessageWith injects a message from user as UserMessage does, its
+// content set by fill: a service message (forum_topic_edited,
+// pinned_message, new_chat_members…) or any other kind. It returns the
+// message id.
+func (s *Server) UserMessageWith(chat int64, thread int, from User, fill func(*models.Message)) int {
+	return s.inject(chat, thread, from, 0, fill)
+}
+
 // UserReply injects a message from user in a flat chat that replies to
 // message replyTo. It returns the message id.
 func (s *Server) UserReply(chat int64, replyTo int, from User, text string) int {
