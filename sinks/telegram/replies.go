@@ -514,7 +514,8 @@ func (s *Sink) FileHandler() http.Handler {
 			http.Error(w, "the file is not available", http.StatusBadGateway)
 			return
 		}
-		data, _, err := s.download(r.Context(), s.apiURL+"/file/bot"+s.cfg.Token+"/"+f.FilePath)
+		// The Bot API itself, on the normal client: the URL is ours.
+		data, _, err := s.download(r.Context(), s.http, s.apiURL+"/file/bot"+s.cfg.Token+"/"+f.FilePath)
 		if err != nil {
 			s.log.Warn("downloading a photo reply from Telegram failed", "err", err)
 			http.Error(w, "the file is not available", http.StatusBadGateway)
@@ -527,15 +528,16 @@ func (s *Sink) FileHandler() http.Handler {
 	})
 }
 
-// download GETs u (at most maxPhotoBytes). Errors never hold the URL.
-func (s *Sink) download(ctx context.Context, u string) ([]byte, string, error) {
+// download GETs u with client (at most maxPhotoBytes). Errors never hold
+// the URL.
+func (s *Sink) download(ctx context.Context, client *http.Client, u string) ([]byte, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, "", errors.New("telegram: bad image URL")
 	}
-	resp, err := s.http.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

@@ -8,9 +8,10 @@
 // closed one reopened before the message is delivered. In a chat that is
 // not a forum every message carries a header naming the talker. Messages
 // are rendered in HTML parse mode with everything escaped; images are sent
-// as photos by URL, downloaded and uploaded when Telegram cannot fetch
-// them. One rate limiter per chat is shared by every topic, and a 429's
-// retry_after is handed to the runtime exactly.
+// as photos by URL, downloaded (from public addresses only: the URLs come
+// from outside) and uploaded when Telegram cannot fetch them, and posted
+// as a link when that fails too. One rate limiter per chat is shared by
+// every topic, and a 429's retry_after is handed to the runtime exactly.
 //
 // KV keys (bucket bili_state), <chat> being the chat id:
 //
@@ -51,6 +52,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/netguard"
 	"github.com/bilibridge/bilibridge/sinks"
 )
 
@@ -126,6 +128,13 @@ type Config struct {
 	// call (1-256 characters: A-Z, a-z, 0-9, _ and -); required with
 	// WebhookURL. It never appears in logs or errors.
 	WebhookSecret string
+
+	// AllowPrivateImages lets the sink download the pictures of Bilibili
+	// messages (those Telegram could not fetch by itself) from loopback,
+	// private and link-local addresses: for tests, or a trusted LAN. By
+	// default such URLs, which come from outside, are downloaded through
+	// netguard: public addresses only, no proxy.
+	AllowPrivateImages bool
 }
 
 // Sink delivers events to one Telegram chat. It implements sinks.Sink and
@@ -133,7 +142,8 @@ type Config struct {
 type Sink struct {
 	cfg     Config
 	bot     *bot.Bot
-	http    *http.Client
+	http    *http.Client // the Bot API, file downloads included
+	images  *http.Client // pictures of Bilibili messages: URLs from outside
 	apiURL  string
 	chatTok string // the chat id as a KV key token
 	name    string
@@ -215,6 +225,7 @@ func New(cfg Config) (*Sink, error) {
 	s := &Sink{
 		cfg:     cfg,
 		http:    hc,
+		images:  netguard.Client(netguard.Options{AllowPrivate: cfg.AllowPrivateImages}),
 		apiURL:  cfg.APIURL,
 		chatTok: strconv.FormatInt(cfg.ChatID, 10),
 		name:    "telegram-" + strings.ReplaceAll(strconv.FormatInt(cfg.ChatID, 10), "-", "_"),
@@ -502,8 +513,10 @@ func (s *Sink) sendOnce(ctx context.Context, thread int, p part) (int, bool, str
 		if !urlRefused(err) {
 			return 0, false, "", err
 		}
-		// Telegram could not fetch it: download it and upload it.
-		data, name, derr := s.download(ctx, p.Photo)
+		// Telegram could not fetch it: download it and upload it. The URL
+		// comes from a Bilibili message: the guarded client keeps it from
+		// reaching into the network the bridge runs in.
+		data, name, derr := s.download(ctx, s.images, p.Photo)
 		if derr == nil {
 			params.Photo = &models.InputFileUpload{Filename: name, Data: strings.NewReader(string(data))}
 			m, err = s.bot.SendPhoto(ctx, params)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,7 +345,7 @@ func TestImageFallbackUpload(t *testing.T) {
 	png := []byte("\x89PNG\r\n\x1a\n-fake-image-bytes")
 	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(png) }))
 	defer cdn.Close()
-	s := e.sink(forumChat, nil)
+	s := e.sink(forumChat, func(c *telegram.Config) { c.AllowPrivateImages = true }) // the CDN is on 127.0.0.1
 	u := cdn.URL + "/bfs/im_new/pic.png"
 	e.fake.FailURL(u)
 	content := `{"url":"` + u + `","height":300,"width":300,"imageType":"png"}`
@@ -361,6 +362,40 @@ func TestImageFallbackUpload(t *testing.T) {
 	sent = e.fake.Sent(forumChat)
 	if last := sent[len(sent)-1]; last.Method != "sendMessage" || !strings.Contains(last.Text, bad) {
 		t.Errorf("fallback = %+v", last)
+	}
+}
+
+// TestBilibiliImagesGoThroughTheGuard: a picture Telegram could not
+// fetch is downloaded by the bridge only from a public address (its URL
+// comes from outside); otherwise the message is still posted, with the
+// link.
+func TestBilibiliImagesGoThroughTheGuard(t *testing.T) {
+	var hits atomic.Int32
+	png := []byte("\x89PNG\r\n\x1a\n-fake-image-bytes")
+	inside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write(png)
+	}))
+	defer inside.Close()
+	for i, tc := range []struct{ name, url string }{
+		{"loopback", inside.URL + "/bfs/im_new/pic.png"},
+		{"link-local (cloud metadata)", "http://169.254.169.254/latest/meta-data/pic.png"},
+		{"private", "http://10.0.0.1/bfs/pic.png"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := e.sink(forumChat, nil)
+			e.fake.FailURL(tc.url)
+			content := `{"url":"` + tc.url + `","height":300,"width":300,"imageType":"png"}`
+			deliver(t, s, event(t, userSrc(), with(incoming(2, content), func(m *bilibili.Message) { m.MsgKey = uint64(100 + i) })))
+			if n := hits.Load(); n != 0 {
+				t.Fatalf("the image server inside got %d requests", n)
+			}
+			sent := e.fake.Sent(forumChat)
+			if len(sent) != 1 || sent[0].Method != "sendMessage" || !strings.Contains(sent[0].Text, tc.url) {
+				t.Errorf("sent = %+v, want the message with its link", sent)
+			}
+		})
 	}
 }
 
