@@ -10,7 +10,8 @@
 //
 // Replies: Run connects to the gateway; a message typed in a conversation
 // thread by an allowed user (or a member with an allowed role) becomes a
-// send command. Its outcome comes back as a send.succeeded event (a ✅
+// send command; what Discord posts for an action there (the thread
+// renamed, a pin…) is ignored. Its outcome comes back as a send.succeeded event (a ✅
 // reaction) or a send.failed event (a reply with the reason). Text
 // commands typed in a thread: "/status" and "/read". A message starting
 // with "//" is an internal note and is not sent.

@@ -94,6 +94,15 @@ func (s *Sink) onMessage(ctx context.Context, m *discordgo.Message) {
 	if m.Author == nil || m.Author.Bot || m.WebhookID != "" {
 		return
 	}
+	switch m.Type {
+	case discordgo.MessageTypeDefault, discordgo.MessageTypeReply:
+	default:
+		// What Discord posts for an action, in the user's name: a thread
+		// renamed (the content is the new name), a pin, someone added to
+		// the thread… Nothing said to the talker.
+		s.log.Debug("discord: ignoring a service message", "thread", m.ChannelID, "message", m.ID, "type", int(m.Type))
+		return
+	}
 	s.mu.Lock()
 	self := s.botUser
 	s.mu.Unlock()

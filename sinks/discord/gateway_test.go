@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -379,4 +380,87 @@ func TestGatewayReconnectsAndResumes(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestServiceMessagesIgnored: what Discord posts in a conversation thread
+// for an allowed user's action (the thread renamed, a pin, someone added
+// to the thread…) is neither sent to Bilibili nor answered; only ordinary
+// messages and replies are.
+func TestServiceMessagesIgnored(t *testing.T) {
+	e := newEnv(t, discordtest.TypeText)
+	running(t, e)
+	deliver(t, e.sink(t), message(t, 1, "hi team"))
+	thread := e.onlyThread(t).ID
+	posted := e.webhookMessages(thread)[0].ID
+	// writes counts what the sink did in Discord: every request but reads.
+	writes := func() int {
+		n := 0
+		for _, r := range e.fake.Requests() {
+			if r.Method != "GET" {
+				n++
+			}
+		}
+		return n
+	}
+	for i, tc := range []struct {
+		name      string
+		dispatch  func() // sends the message
+		submitted string // the text sent to Bilibili; "" for none
+	}{
+		{name: "thread renamed", dispatch: func() { e.fake.RenameThread(thread, allowedUser, "Alice · VIP") }},
+		{name: "message pinned", dispatch: func() {
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Type: discordtest.MessageChannelPinned, ReplyTo: posted})
+		}},
+		{name: "member added to the thread", dispatch: func() {
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Type: discordtest.MessageRecipientAdd})
+		}},
+		{name: "member joined", dispatch: func() {
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Type: discordtest.MessageMemberJoin})
+		}},
+		{name: "thread created", dispatch: func() {
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Type: discordtest.MessageThreadCreated, Content: "side thread"})
+		}},
+		{name: "thread starter message", dispatch: func() {
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Type: discordtest.MessageThreadStarter})
+		}},
+		{name: "server boost", dispatch: func() {
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Type: discordtest.MessageBoost})
+		}},
+		{name: "poll result", dispatch: func() {
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Type: discordtest.MessagePollResult})
+		}},
+		{name: "ordinary message", submitted: "hello", dispatch: func() {
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: "hello"})
+		}},
+		{name: "reply", submitted: "answering that", dispatch: func() {
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Type: discordtest.MessageReply, ReplyTo: posted, Content: "answering that"})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, queued, reactions := writes(), len(e.outbox.requests()), len(e.fake.Reactions())
+			tc.dispatch()
+			// A marker behind it shows it was handled: events are handled in order.
+			marker := fmt.Sprintf("marker %d", i)
+			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: marker})
+			bridgetest.Eventually(t, "the marker", func() bool {
+				reqs := e.outbox.requests()
+				return len(reqs) > 0 && reqs[len(reqs)-1].Command.Text == marker
+			})
+			var got []string
+			for _, r := range e.outbox.requests()[queued:] {
+				if r.Command.Text != marker {
+					got = append(got, r.Command.Text)
+				}
+			}
+			if strings.Join(got, "|") != tc.submitted {
+				t.Errorf("sent to Bilibili: %q, want %q", got, tc.submitted)
+			}
+			if n := writes() - before; n != 0 {
+				t.Errorf("the sink wrote %d times to Discord (a reply or a reaction)", n)
+			}
+			if n := len(e.fake.Reactions()) - reactions; n != 0 {
+				t.Errorf("%d reactions", n)
+			}
+		})
+	}
 }

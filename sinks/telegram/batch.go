@@ -2,6 +2,7 @@ package telegram
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,15 +145,15 @@ func (s *Sink) mergeable(ctx context.Context, ev events.Event) (mergeItem, int, 
 		return mergeItem{}, 0, sinks.Permanent(err)
 	}
 	key := s.msgKey(ev.ID)
-	if e, err := s.cfg.State.Get(ctx, key); err == nil {
-		var rec postedRecord
-		if json.Unmarshal(e.Value(), &rec) == nil && rec.Done {
-			s.log.Debug("already posted", "event", ev.ID)
-			return mergeItem{}, batchSkip, nil
-		}
+	rec, ok, err := s.posted(ctx, ev.ID)
+	switch {
+	case err != nil:
+		return mergeItem{}, 0, err
+	case ok && rec.Done:
+		s.log.Debug("already posted", "event", ev.ID)
+		return mergeItem{}, batchSkip, nil
+	case ok:
 		return mergeItem{}, batchSingle, nil // partly posted: Deliver resumes it
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return mergeItem{}, 0, fmt.Errorf("telegram: reading the posted record: %w", err)
 	}
 	if d.Message.Direction == events.DirectionOut {
 		// The echo of a reply sent from Telegram is left to Deliver.
@@ -207,7 +208,10 @@ func (s *Sink) mergedKey(msgID int) string {
 }
 
 // postMerged posts run as one message (a run of one as Deliver would) and
-// records it for every event.
+// records it for every event. The later parts point to the first part's
+// record before the message is sent, so that the one write of that
+// record right after it records every part: a crash between writes
+// cannot leave some parts unrecorded and post them again.
 func (s *Sink) postMerged(ctx context.Context, run []mergeItem, forum bool) error {
 	switch len(run) {
 	case 0:
@@ -227,9 +231,19 @@ func (s *Sink) postMerged(ctx context.Context, run []mergeItem, forum bool) erro
 	for _, it := range run {
 		rec.Parts = append(rec.Parts, it.part)
 	}
+	batch := rand.Text()
+	for i, it := range run[1:] {
+		if err := s.saveJSON(ctx, it.key, postedRecord{Merged: true, Part: i + 1, Lead: run[0].ev.ID, Batch: batch}); err != nil {
+			return fmt.Errorf("telegram: recording a merged message's parts: %w", err)
+		}
+	}
 	id, _, _, err := s.sendPart(ctx, t, part{Text: rec.html()})
 	if err != nil {
 		return err
+	}
+	lead := postedRecord{Done: true, Thread: t.thread, IDs: []int{id}, Merged: true, Batch: batch}
+	if err := s.saveJSON(ctx, run[0].key, lead); err != nil {
+		return fmt.Errorf("telegram: recording the posted messages: %w", err)
 	}
 	s.log.Debug("backlog merged into one message", "events", len(run), "message", id)
 	if !forum {
@@ -240,10 +254,10 @@ func (s *Sink) postMerged(ctx context.Context, run []mergeItem, forum bool) erro
 	if err := s.saveJSON(ctx, s.mergedKey(id), rec); err != nil {
 		s.log.Warn("could not record a merged message's parts; recalls will not show on it", "message", id)
 	}
-	for i, it := range run {
-		if err := s.saveJSON(ctx, it.key, postedRecord{Done: true, Thread: t.thread, IDs: []int{id}, Merged: true, Part: i}); err != nil {
-			return fmt.Errorf("telegram: recording the posted messages: %w", err)
-		}
+	// The parts are recorded already (through the first one); their own
+	// records only spare later readers the indirection.
+	for i, it := range run[1:] {
+		_ = s.saveJSON(ctx, it.key, postedRecord{Done: true, Thread: t.thread, IDs: []int{id}, Merged: true, Part: i + 1})
 	}
 	return nil
 }

@@ -3,12 +3,17 @@ package telegram_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
@@ -178,5 +183,165 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stuckKV is the sink's real KV bucket in a process that hangs right
+// after one write (stuckAfter says which): the write is done, the
+// process is not heard of again until release is closed, and then the
+// write fails. It stands for a crash between two KV writes.
+type stuckKV struct {
+	jetstream.KeyValue
+	stuckAfter func(key string) bool
+	stuck      chan struct{} // closed once the process hangs
+	release    chan struct{}
+	once       sync.Once
+}
+
+func newStuckKV(kv jetstream.KeyValue, stuckAfter func(key string) bool) *stuckKV {
+	return &stuckKV{KeyValue: kv, stuckAfter: stuckAfter, stuck: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (k *stuckKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	rev, err := k.KeyValue.Put(ctx, key, value)
+	if err != nil || !k.stuckAfter(key) {
+		return rev, err
+	}
+	hang := false
+	k.once.Do(func() { hang = true })
+	if !hang {
+		return rev, err
+	}
+	close(k.stuck)
+	<-k.release
+	return 0, errors.New("the process crashed")
+}
+
+// TestBatchResumesAfterACrash: a batch redelivered in another process
+// while the first one is stuck (a crash) posts nothing twice: not the
+// merged message when the first process hung right after the message's
+// first KV write, and not the parts of a long text it had posted.
+func TestBatchResumesAfterACrash(t *testing.T) {
+	var b strings.Builder
+	for i := range 1300 {
+		fmt.Fprintf(&b, "%04d长<&> ", i) // three messages
+	}
+	long := timedText(t, 13, 3, b.String())
+	short := []events.Event{timedText(t, 10, 0, "one"), timedText(t, 11, 1, "two"), timedText(t, 12, 2, "three")}
+	for _, tc := range []struct {
+		name string
+		evs  []events.Event
+		// crash makes the first delivery hang: it returns the stuck KV, or
+		// nil when the fake Telegram holds a call.
+		crash func(e *env) (*stuckKV, chan struct{})
+		want  int // messages in the chat
+		// recall: the merged message's parts were recorded (the crash came
+		// later), so a recall strikes its part through.
+		recall bool
+	}{
+		{
+			name: "right after the first record of a merged message",
+			evs:  short,
+			crash: func(e *env) (*stuckKV, chan struct{}) {
+				return newStuckKV(e.kv, func(key string) bool {
+					return strings.HasPrefix(key, "tg.msg.") && e.fake.CallCount("sendMessage") > 0
+				}), nil
+			},
+			want: 1,
+		},
+		{
+			name: "while posting the 3rd part of a long text",
+			evs:  append(append([]events.Event(nil), short[:2]...), long),
+			crash: func(e *env) (*stuckKV, chan struct{}) {
+				hold := make(chan struct{})
+				// The merged [one, two], the long text's 1st and 2nd parts, then its 3rd.
+				e.fake.FailAfter("sendMessage", 3, telegramtest.Fault{Hold: hold, Drop: true})
+				return nil, hold
+			},
+			want:   4,
+			recall: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			kv, hold := tc.crash(e)
+			stuckCond := func() bool { return e.fake.CallCount("sendMessage") == 4 }
+			release := func() { close(hold) }
+			mod := inCST
+			if kv != nil {
+				stuckCond = func() bool {
+					select {
+					case <-kv.stuck:
+						return true
+					default:
+						return false
+					}
+				}
+				release = func() { close(kv.release) }
+				mod = func(c *telegram.Config) { inCST(c); c.State = kv }
+			}
+			released := false
+			t.Cleanup(func() {
+				if !released {
+					release()
+				}
+			})
+			s := e.sink(forumChat, mod)
+			first := make(chan error, 1)
+			go func() { first <- s.DeliverBatch(context.Background(), tc.evs) }()
+			bridgetest.Eventually(t, "the first delivery stuck", stuckCond)
+			deliverBatch(t, e.sink(forumChat, inCST), tc.evs...) // the redelivery, in another process
+			released = true
+			release()
+			if err := <-first; err == nil {
+				t.Error("the stuck delivery reported success")
+			}
+			deliverBatch(t, e.sink(forumChat, inCST), tc.evs...) // after a restart: nothing new
+			for _, ev := range tc.evs {
+				deliver(t, e.sink(forumChat, inCST), ev) // one at a time, too
+			}
+
+			sent := e.fake.Sent(forumChat)
+			seen := map[string]bool{}
+			for _, m := range sent {
+				if seen[m.Text] {
+					t.Errorf("posted twice: %.50q", m.Text)
+				}
+				seen[m.Text] = true
+			}
+			if len(sent) != tc.want {
+				t.Fatalf("%d messages, want %d", len(sent), tc.want)
+			}
+			if tc.recall {
+				deliver(t, e.sink(forumChat, inCST), event(t, userSrc(), with(incoming(5, "11"), func(m *bilibili.Message) { m.MsgKey = 911 })))
+				if m := e.fake.Sent(forumChat)[0]; m.Edits != 1 || !strings.Contains(m.Text, "<s>two</s>") {
+					t.Errorf("after recalling a part: %q (%d edits)", m.Text, m.Edits)
+				}
+			}
+		})
+	}
+}
+
+// TestBatchFailedMergeIsNotTakenAsPosted: the parts of a merged message
+// whose sending failed are posted later, whichever way they come again.
+func TestBatchFailedMergeIsNotTakenAsPosted(t *testing.T) {
+	e := newEnv(t)
+	s := e.sink(forumChat, inCST)
+	evs := []events.Event{timedText(t, 10, 0, "one"), timedText(t, 11, 1, "two"), timedText(t, 12, 2, "three")}
+	e.fake.FailNext("sendMessage", 1, telegramtest.ServerError())
+	if err := s.DeliverBatch(context.Background(), evs); err == nil {
+		t.Fatal("DeliverBatch succeeded although the merged message failed")
+	}
+	deliver(t, s, evs[0])          // the first alone,
+	deliverBatch(t, s, evs[1:]...) // the others merged without it
+	deliverBatch(t, s, evs...)     // and all again: nothing new
+	sent := e.fake.Sent(forumChat)
+	if len(sent) != 2 || !strings.Contains(sent[0].Text, "one") || strings.Contains(sent[0].Text, "two") ||
+		!strings.Contains(sent[1].Text, "two") || !strings.Contains(sent[1].Text, "three") {
+		var texts []string
+		for _, m := range sent {
+			texts = append(texts, m.Text)
+		}
+		t.Fatalf("messages = %q, want [one] and [two, three]", texts)
 	}
 }

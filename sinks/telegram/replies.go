@@ -40,11 +40,17 @@ const maxUpdateAttempts = 5
 // queued, before any handler ran. Run calls getUpdates itself with
 // offset = last handled update + 1, handles the updates of a batch one at
 // a time, in order, and records the last handled update_id in KV
-// (tg.offset.<chat>) after each; updates at or below it are skipped. So an
-// update is confirmed only after it was handled, and a crash mid-batch
-// means the unhandled updates come again (at least once). A send command's
-// command_id is derived from the chat and message id ("tg-<chat>-<msg>"),
-// so handling an update twice sends it to Bilibili once.
+// (tg.offset.<chat>) after each. So an update is confirmed only after it
+// was handled, and a crash mid-batch means the unhandled updates come
+// again (at least once). A send command's command_id is derived from the
+// chat and message id ("tg-<chat>-<msg>"), so handling an update twice
+// sends it to Bilibili once.
+//
+// Whatever getUpdates answers is handled, even below the recorded offset:
+// Telegram never returns an update it considers confirmed, and after a
+// week without updates it numbers them from a random, possibly lower, id
+// (the Bot API then answers an offset past them from the oldest pending
+// update). The next offset follows the last update handled, lower or not.
 //
 // Only one process may poll a bot: a second one gets 409 Conflict.
 //
@@ -96,30 +102,38 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		backoff = 0
 		for _, u := range ups {
-			if n, err := s.process(ctx, u); err != nil {
+			if n, err := s.process(ctx, u, false); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				backoff = time.Duration(n) * 2 * time.Second
 				break
 			}
-			offset = max(offset, u.ID)
+			offset = u.ID
 		}
 	}
 	return nil
 }
 
-// process handles update u once, in update_id order, for Run and
-// WebhookHandler alike: an update at or below the recorded offset
-// (tg.offset.<chat>) was handled already and is skipped; the offset is
-// recorded after u was handled, or after it failed maxUpdateAttempts
-// times (it is then skipped). An error means "offer u again later";
-// failures is how often it failed so far.
-func (s *Sink) process(ctx context.Context, u *models.Update) (failures int, err error) {
+// process handles update u, one update at a time, for Run and
+// WebhookHandler (hooked) alike, and records it once handled, or once it
+// failed maxUpdateAttempts times (it is then skipped): polled, as the
+// offset (tg.offset.<chat>) the next getUpdates starts from; hooked, in
+// the set of update_ids handled recently (tg.updates.<chat>), and an
+// update found there is not handled again. An error means "offer u again
+// later"; failures is how often it failed so far.
+func (s *Sink) process(ctx context.Context, u *models.Update, hooked bool) (failures int, err error) {
 	s.updMu.Lock()
 	defer s.updMu.Unlock()
-	if u.ID <= s.loadOffset(ctx) {
-		return 0, nil
+	if hooked {
+		seen, err := s.handledUpdate(ctx, u.ID)
+		if err != nil {
+			return 0, err
+		}
+		if seen {
+			s.log.Debug("Telegram update handled already", "update", u.ID)
+			return 0, nil
+		}
 	}
 	if err := s.handleUpdate(ctx, u); err != nil {
 		if ctx.Err() != nil {
@@ -133,7 +147,11 @@ func (s *Sink) process(ctx context.Context, u *models.Update) (failures int, err
 		s.log.Error("handling a Telegram update failed; skipping it", "update", u.ID, "err", err)
 	}
 	delete(s.failures, u.ID)
-	s.saveOffset(ctx, u.ID)
+	if hooked {
+		s.recordUpdate(ctx, u.ID)
+	} else {
+		s.saveOffset(ctx, u.ID)
+	}
 	return 0, nil
 }
 
@@ -236,11 +254,28 @@ func (s *Sink) handleUpdate(ctx context.Context, u *models.Update) error {
 	if m.From == nil || m.From.IsBot {
 		return nil // channels, anonymous admins and bots (ourselves included)
 	}
+	if !userContent(m) {
+		// A service message: a topic renamed, closed or reopened, a pin,
+		// members joining… Telegram posts it in the member's name, but it
+		// is nothing said to the talker, nor worth an answer.
+		s.log.Debug("ignoring a service message", "message", m.ID, "user", m.From.ID)
+		return nil
+	}
 	conv, err := s.route(ctx, m)
 	if err != nil {
 		return err
 	}
-	if cmd, ok := command(m.Text); ok {
+	if cmd, to, ok := command(m.Text); ok {
+		if to != "" {
+			me, err := s.username(ctx)
+			if err != nil {
+				return err
+			}
+			if !strings.EqualFold(to, me) {
+				s.log.Debug("ignoring a command for another bot", "message", m.ID, "bot", to)
+				return nil
+			}
+		}
 		return s.command(ctx, m, conv, cmd)
 	}
 	if conv == nil {
@@ -317,14 +352,41 @@ func (s *Sink) route(ctx context.Context, m *models.Message) (*convRef, error) {
 	return &c, nil
 }
 
-// command parses "/name" or "/name@bot".
-func command(text string) (string, bool) {
+// userContent reports whether m carries something a member wrote or
+// sent: text, or media of any kind (answered with "only text and photos"
+// when not a photo). Everything else is a service message, including the
+// kinds this library version does not know, which arrive empty.
+func userContent(m *models.Message) bool {
+	return m.Text != "" || len(m.Photo) > 0 || m.Animation != nil || m.Audio != nil || m.Document != nil ||
+		m.PaidMedia != nil || m.Sticker != nil || m.Story != nil || m.Video != nil || m.VideoNote != nil ||
+		m.Voice != nil || m.Checklist != nil || m.Contact != nil || m.Dice != nil || m.Game != nil ||
+		m.Poll != nil || m.Venue != nil || m.Location != nil
+}
+
+// command parses "/name" or "/name@bot"; to is the bot, if named.
+func command(text string) (name, to string, ok bool) {
 	if !strings.HasPrefix(text, "/") {
-		return "", false
+		return "", "", false
 	}
 	f := strings.Fields(text)
-	name, _, _ := strings.Cut(strings.TrimPrefix(f[0], "/"), "@")
-	return strings.ToLower(name), true
+	name, to, _ = strings.Cut(strings.TrimPrefix(f[0], "/"), "@")
+	return strings.ToLower(name), to, true
+}
+
+// username is the bot's username, asked once (getMe): commands addressed
+// to another bot ("/status@other_bot") are not ours.
+func (s *Sink) username(ctx context.Context) (string, error) {
+	s.meMu.Lock()
+	defer s.meMu.Unlock()
+	if s.me != "" {
+		return s.me, nil
+	}
+	u, err := s.bot.GetMe(ctx)
+	if err != nil {
+		return "", s.scrub(fmt.Errorf("asking for the bot's username: %w", err))
+	}
+	s.me = u.Username
+	return s.me, nil
 }
 
 func (s *Sink) command(ctx context.Context, m *models.Message, conv *convRef, cmd string) error {
@@ -452,7 +514,8 @@ func (s *Sink) FileHandler() http.Handler {
 			http.Error(w, "the file is not available", http.StatusBadGateway)
 			return
 		}
-		data, _, err := s.download(r.Context(), s.apiURL+"/file/bot"+s.cfg.Token+"/"+f.FilePath)
+		// The Bot API itself, on the normal client: the URL is ours.
+		data, _, err := s.download(r.Context(), s.http, s.apiURL+"/file/bot"+s.cfg.Token+"/"+f.FilePath)
 		if err != nil {
 			s.log.Warn("downloading a photo reply from Telegram failed", "err", err)
 			http.Error(w, "the file is not available", http.StatusBadGateway)
@@ -465,15 +528,16 @@ func (s *Sink) FileHandler() http.Handler {
 	})
 }
 
-// download GETs u (at most maxPhotoBytes). Errors never hold the URL.
-func (s *Sink) download(ctx context.Context, u string) ([]byte, string, error) {
+// download GETs u with client (at most maxPhotoBytes). Errors never hold
+// the URL.
+func (s *Sink) download(ctx context.Context, client *http.Client, u string) ([]byte, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, "", errors.New("telegram: bad image URL")
 	}
-	resp, err := s.http.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

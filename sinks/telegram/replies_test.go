@@ -2,6 +2,7 @@ package telegram_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-telegram/bot/models"
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
@@ -309,5 +312,126 @@ func TestCommandsAndOffsetDurability(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if reqs := out.all(); len(reqs) != 2 || reqs[1].Command.Text != "reply two" {
 		t.Errorf("commands after restart = %+v", reqs)
+	}
+}
+
+// TestPollingLowerUpdateIDAfterAQuietWeek: when Telegram numbers updates
+// from a lower id after a quiet week, the Bot API answers getUpdates with
+// an offset past them from the oldest pending update; Run handles them
+// (once) and confirms them, instead of skipping them forever.
+func TestPollingLowerUpdateIDAfterAQuietWeek(t *testing.T) {
+	e := newEnv(t)
+	out := &countingOutbox{}
+	cfg := func(c *telegram.Config) { c.AllowedUsers, c.Outbox = []int64{alice.ID}, out }
+	s := e.sink(forumChat, cfg)
+	thread := threadOf(t, e, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.fake.UserMessage(forumChat, thread, alice, "before the quiet week")
+	waitConfirmed(t, e)
+
+	e.fake.RestartUpdateIDs(5)
+	e.fake.UserMessage(forumChat, thread, alice, "after the quiet week")
+	bridgetest.Eventually(t, "the update with the lower id handled", func() bool { return len(out.all()) >= 2 })
+	waitConfirmed(t, e)
+	e.fake.UserMessage(forumChat, thread, alice, "and the next one")
+	bridgetest.Eventually(t, "the next update handled", func() bool { return len(out.all()) >= 3 })
+	waitConfirmed(t, e)
+	// A restart goes on from the new numbering.
+	cancel()
+	<-done
+	runSink(t, e.sink(forumChat, cfg))
+	e.fake.UserMessage(forumChat, thread, alice, "after a restart")
+	bridgetest.Eventually(t, "the update after a restart handled", func() bool { return len(out.all()) >= 4 })
+	waitConfirmed(t, e)
+
+	var texts []string
+	for _, r := range out.all() {
+		texts = append(texts, r.Command.Text)
+	}
+	if got := strings.Join(texts, "|"); got != "before the quiet week|after the quiet week|and the next one|after a restart" {
+		t.Errorf("commands = %q, want each update once, in order", got)
+	}
+	if c := e.fake.Confirmed(); c != 7 {
+		t.Errorf("confirmed %d, want 7", c)
+	}
+}
+
+// TestServiceMessagesAndOtherBotsCommandsIgnored: what Telegram posts for
+// an allowed member's action (a topic renamed, closed or reopened, a pin,
+// members joining…) and commands addressed to another bot are neither
+// sent to Bilibili nor answered; commands to this bot still are.
+func TestServiceMessagesAndOtherBotsCommandsIgnored(t *testing.T) {
+	e := newEnv(t)
+	out := &countingOutbox{}
+	s := e.sink(forumChat, func(c *telegram.Config) {
+		c.AllowedUsers, c.Outbox = []int64{alice.ID}, out
+		c.Status = func() string { return "login: ok" }
+	})
+	thread := threadOf(t, e, s)
+	posted := e.fake.Sent(forumChat)[0]
+	runSink(t, s)
+	answers := func() int { return e.fake.CallCount("sendMessage") + e.fake.CallCount("sendPhoto") }
+	for i, tc := range []struct {
+		name      string
+		general   bool // in the General topic rather than the conversation's
+		fill      func(m *models.Message)
+		answered  bool   // the bot answers in the chat
+		submitted string // the text sent to Bilibili
+	}{
+		{name: "topic renamed", fill: func(m *models.Message) { m.ForumTopicEdited = &models.ForumTopicEdited{Name: "renamed by Alice"} }},
+		{name: "topic closed", fill: func(m *models.Message) { m.ForumTopicClosed = &models.ForumTopicClosed{} }},
+		{name: "topic reopened", fill: func(m *models.Message) { m.ForumTopicReopened = &models.ForumTopicReopened{} }},
+		{name: "message pinned", fill: func(m *models.Message) {
+			m.PinnedMessage = &models.MaybeInaccessibleMessage{Type: models.MaybeInaccessibleMessageTypeMessage, Message: &models.Message{
+				ID: posted.ID, Date: int(msgTime), Text: "hello from Bilibili", Chat: m.Chat, MessageThreadID: thread, IsTopicMessage: true,
+				From: &models.User{ID: telegramtest.BotID, IsBot: true, FirstName: "bilibridge"}}}
+		}},
+		{name: "members joined", fill: func(m *models.Message) { m.NewChatMembers = []models.User{{ID: 4242, FirstName: "Bob"}} }},
+		{name: "member left", fill: func(m *models.Message) { m.LeftChatMember = &models.User{ID: 4242, FirstName: "Bob"} }},
+		{name: "chat renamed", general: true, fill: func(m *models.Message) { m.NewChatTitle = "Inbox" }},
+		{name: "auto-delete timer changed", fill: func(m *models.Message) {
+			m.MessageAutoDeleteTimerChanged = &models.MessageAutoDeleteTimerChanged{MessageAutoDeleteTime: 86400}
+		}},
+		{name: "a service message the library does not know", fill: func(*models.Message) {}},
+		{name: "command to another bot", fill: func(m *models.Message) { m.Text = "/status@other_bot" }},
+		{name: "command to another bot in General", general: true, fill: func(m *models.Message) { m.Text = "/help@other_bot" }},
+		{name: "command to this bot", fill: func(m *models.Message) { m.Text = "/status@bilibridge_bot" }, answered: true},
+		{name: "command to this bot, other case", fill: func(m *models.Message) { m.Text = "/status@BiliBridge_Bot" }, answered: true},
+		{name: "command without a bot", fill: func(m *models.Message) { m.Text = "/status" }, answered: true},
+		{name: "text", fill: func(m *models.Message) { m.Text = "a reply" }, submitted: "a reply"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, cmds, reactions := answers(), len(out.all()), e.fake.CallCount("setMessageReaction")
+			th := thread
+			if tc.general {
+				th = 0
+			}
+			e.fake.UserMessageWith(forumChat, th, alice, tc.fill)
+			// A marker behind it shows it was handled: updates are handled in order.
+			marker := fmt.Sprintf("marker %d", i)
+			e.fake.UserMessage(forumChat, thread, alice, marker)
+			bridgetest.Eventually(t, "the marker", func() bool {
+				reqs := out.all()
+				return len(reqs) > 0 && reqs[len(reqs)-1].Command.Text == marker
+			})
+			var got []string
+			for _, r := range out.all()[cmds:] {
+				if r.Command.Text != marker {
+					got = append(got, r.Command.Text)
+				}
+			}
+			if want := tc.submitted; strings.Join(got, "|") != want {
+				t.Errorf("sent to Bilibili: %q, want %q", got, want)
+			}
+			if n := answers() - before; (n > 0) != tc.answered || n > 1 {
+				t.Errorf("%d answers in the chat, want answered %v", n, tc.answered)
+			}
+			if n := e.fake.CallCount("setMessageReaction") - reactions; n != 0 {
+				t.Errorf("%d reactions", n)
+			}
+		})
 	}
 }

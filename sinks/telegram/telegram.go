@@ -8,9 +8,10 @@
 // closed one reopened before the message is delivered. In a chat that is
 // not a forum every message carries a header naming the talker. Messages
 // are rendered in HTML parse mode with everything escaped; images are sent
-// as photos by URL, downloaded and uploaded when Telegram cannot fetch
-// them. One rate limiter per chat is shared by every topic, and a 429's
-// retry_after is handed to the runtime exactly.
+// as photos by URL, downloaded (from public addresses only: the URLs come
+// from outside) and uploaded when Telegram cannot fetch them, and posted
+// as a link when that fails too. One rate limiter per chat is shared by
+// every topic, and a 429's retry_after is handed to the runtime exactly.
 //
 // KV keys (bucket bili_state), <chat> being the chat id:
 //
@@ -21,6 +22,7 @@
 //	tg.merged.<chat>.<message id>                   → the parts of a merged message (DeliverBatch)
 //	tg.echo.<uid>.<msg_key>                         → a reply sent from Telegram, not to be posted again
 //	tg.offset.<chat>                                → last update handled (Run)
+//	tg.updates.<chat>                               → update ids handled in the last day (WebhookHandler)
 //	tg.file.<id>                                    → a photo reply served by FileHandler
 //	tg.repliesoff.<chat>                            → the "replies are off" notice was posted
 //
@@ -50,6 +52,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/netguard"
 	"github.com/bilibridge/bilibridge/sinks"
 )
 
@@ -125,6 +128,13 @@ type Config struct {
 	// call (1-256 characters: A-Z, a-z, 0-9, _ and -); required with
 	// WebhookURL. It never appears in logs or errors.
 	WebhookSecret string
+
+	// AllowPrivateImages lets the sink download the pictures of Bilibili
+	// messages (those Telegram could not fetch by itself) from loopback,
+	// private and link-local addresses: for tests, or a trusted LAN. By
+	// default such URLs, which come from outside, are downloaded through
+	// netguard: public addresses only, no proxy.
+	AllowPrivateImages bool
 }
 
 // Sink delivers events to one Telegram chat. It implements sinks.Sink and
@@ -132,7 +142,8 @@ type Config struct {
 type Sink struct {
 	cfg     Config
 	bot     *bot.Bot
-	http    *http.Client
+	http    *http.Client // the Bot API, file downloads included
+	images  *http.Client // pictures of Bilibili messages: URLs from outside
 	apiURL  string
 	chatTok string // the chat id as a KV key token
 	name    string
@@ -143,6 +154,9 @@ type Sink struct {
 
 	forumMu sync.Mutex
 	forum   *bool
+
+	meMu sync.Mutex
+	me   string // the bot's username, once asked (getMe)
 
 	// updMu orders the handling of updates (process).
 	updMu    sync.Mutex
@@ -211,6 +225,7 @@ func New(cfg Config) (*Sink, error) {
 	s := &Sink{
 		cfg:     cfg,
 		http:    hc,
+		images:  netguard.Client(netguard.Options{AllowPrivate: cfg.AllowPrivateImages}),
 		apiURL:  cfg.APIURL,
 		chatTok: strconv.FormatInt(cfg.ChatID, 10),
 		name:    "telegram-" + strings.ReplaceAll(strconv.FormatInt(cfg.ChatID, 10), "-", "_"),
@@ -310,23 +325,66 @@ type postedRecord struct {
 	// (DeliverBatch).
 	Merged bool `json:"merged,omitempty"`
 	Part   int  `json:"part,omitempty"`
+	// Lead and Batch, on a later part of a merged message, point to the
+	// record of its first part (event Lead), written before the message
+	// was sent: the part was posted once that record is Done with the
+	// same Batch. So one KV write right after the message records every
+	// part, and an attempt that never got that far is not taken as
+	// posted.
+	Lead  string `json:"lead,omitempty"`
+	Batch string `json:"batch,omitempty"`
+}
+
+// posted reads what was posted for an event: ok false when nothing was.
+// A later part of a merged message is resolved through its first part.
+func (s *Sink) posted(ctx context.Context, eventID string) (rec postedRecord, ok bool, err error) {
+	key := s.msgKey(eventID)
+	if found, err := s.loadJSON(ctx, key, &rec); !found || err != nil {
+		return postedRecord{}, false, err
+	}
+	if rec.Done || rec.Lead == "" {
+		return rec, true, nil
+	}
+	var lead postedRecord
+	if found, err := s.loadJSON(ctx, s.msgKey(rec.Lead), &lead); !found || err != nil {
+		return postedRecord{}, false, err
+	}
+	if !lead.Done || !lead.Merged || lead.Batch != rec.Batch || len(lead.IDs) == 0 {
+		return postedRecord{}, false, nil // that attempt never posted the message
+	}
+	rec = postedRecord{Done: true, Thread: lead.Thread, IDs: lead.IDs, Merged: true, Part: rec.Part}
+	_ = s.saveJSON(ctx, key, rec) // spares the next reader the indirection
+	return rec, true, nil
+}
+
+// loadJSON reads key into v; false when the key does not exist or does
+// not hold what v expects.
+func (s *Sink) loadJSON(ctx context.Context, key string, v any) (bool, error) {
+	e, err := s.cfg.State.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("telegram: reading the posted record: %w", err)
+	}
+	return json.Unmarshal(e.Value(), v) == nil, nil
 }
 
 // post sends the parts of an event once: what was posted is recorded
 // under tg.msg.<chat>.<event id> after each message, so a redelivery
-// posts nothing twice and a retry resumes after the last message sent.
-// conv nil posts to the General topic (or the chat). thread, when not
-// zero, is the topic to use when conv is nil.
+// (after a failed part, or in another process after a crash) posts
+// nothing twice and resumes after the last message sent. conv nil posts
+// to the General topic (or the chat). thread, when not zero, is the topic
+// to use when conv is nil.
 func (s *Sink) post(ctx context.Context, eventID string, conv *convRef, thread int, render func(flat bool) []part) error {
 	key := s.msgKey(eventID)
-	var rec postedRecord
-	if e, err := s.cfg.State.Get(ctx, key); err == nil {
-		if json.Unmarshal(e.Value(), &rec) == nil && rec.Done {
-			s.log.Debug("already posted", "event", eventID)
-			return nil
-		}
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("telegram: reading the posted record: %w", err)
+	rec, _, err := s.posted(ctx, eventID)
+	if err != nil {
+		return err
+	}
+	if rec.Done {
+		s.log.Debug("already posted", "event", eventID)
+		return nil
 	}
 	forum, err := s.isForum(ctx)
 	if err != nil {
@@ -342,24 +400,33 @@ func (s *Sink) post(ctx context.Context, eventID string, conv *convRef, thread i
 	for i := len(rec.IDs); i < len(parts); i++ {
 		id, isPhoto, sentHTML, err := s.sendPart(ctx, t, parts[i])
 		if err != nil {
-			if len(rec.IDs) > 0 {
-				s.saveJSON(ctx, key, rec)
-			}
+			// The record is current already; writing it again here could
+			// undo what another process, which took the redelivery while
+			// this one was stuck, recorded meanwhile.
 			return err
 		}
 		if i == 0 {
 			rec.FirstHTML, rec.FirstIsPh = sentHTML, isPhoto
 		}
-		rec.IDs, rec.Thread = append(rec.IDs, id), t.thread
+		rec.IDs, rec.Thread, rec.Done = append(rec.IDs, id), t.thread, i == len(parts)-1
+		// Recorded before anything else: a crash from here on must not
+		// post this part again. A failed write before the last part is
+		// only logged (by saveJSON): going on and recording at the end
+		// posts fewer parts twice than a retry would.
+		if err := s.saveJSON(ctx, key, rec); err != nil && rec.Done {
+			return fmt.Errorf("telegram: recording the posted messages: %w", err)
+		}
 		if !forum && conv != nil {
 			if _, err := s.cfg.State.Put(ctx, "tg.conv."+s.chatTok+"."+strconv.Itoa(id), []byte(conv.String())); err != nil {
 				s.log.Warn("could not record the conversation of a posted message; replies to it will be ignored", "err", err)
 			}
 		}
 	}
-	rec.Done = true
-	if err := s.saveJSON(ctx, key, rec); err != nil {
-		return fmt.Errorf("telegram: recording the posted messages: %w", err)
+	if !rec.Done { // nothing left to send: a record from an older version, or no parts
+		rec.Done = true
+		if err := s.saveJSON(ctx, key, rec); err != nil {
+			return fmt.Errorf("telegram: recording the posted messages: %w", err)
+		}
 	}
 	return nil
 }
@@ -446,8 +513,10 @@ func (s *Sink) sendOnce(ctx context.Context, thread int, p part) (int, bool, str
 		if !urlRefused(err) {
 			return 0, false, "", err
 		}
-		// Telegram could not fetch it: download it and upload it.
-		data, name, derr := s.download(ctx, p.Photo)
+		// Telegram could not fetch it: download it and upload it. The URL
+		// comes from a Bilibili message: the guarded client keeps it from
+		// reaching into the network the bridge runs in.
+		data, name, derr := s.download(ctx, s.images, p.Photo)
 		if derr == nil {
 			params.Photo = &models.InputFileUpload{Filename: name, Data: strings.NewReader(string(data))}
 			m, err = s.bot.SendPhoto(ctx, params)
@@ -574,17 +643,12 @@ func (s *Sink) lookupTopic(ctx context.Context, c *convRef) int {
 }
 
 func (s *Sink) deliverRecall(ctx context.Context, id string, d events.RecallData) error {
-	key := s.msgKey(events.MessageID(d.AccountUID, d.RecalledMsgKey))
-	e, err := s.cfg.State.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		s.log.Debug("recall of a message that was not posted here", "event", id)
-		return nil
-	}
+	rec, ok, err := s.posted(ctx, events.MessageID(d.AccountUID, d.RecalledMsgKey))
 	if err != nil {
-		return fmt.Errorf("telegram: reading the posted record: %w", err)
+		return err
 	}
-	var rec postedRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil || len(rec.IDs) == 0 {
+	if !ok || len(rec.IDs) == 0 {
+		s.log.Debug("recall of a message that was not posted here", "event", id)
 		return nil
 	}
 	note := noteRecalled

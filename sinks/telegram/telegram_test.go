@@ -2,13 +2,16 @@ package telegram_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
@@ -122,6 +125,85 @@ func TestLongTextSplitAndPartialPostResumes(t *testing.T) {
 	}
 	if joined.String() != strings.Repeat("长文本 <&> ", 1000) {
 		t.Error("the parts do not add up to the text")
+	}
+}
+
+// TestMultiPartPostResumes: an event posted as several messages is
+// recorded after each one, so that its redelivery posts only the parts
+// not posted yet: after a failed part, and after a crash in the middle
+// (the first delivery is stuck in a part while another process, on the
+// same KV bucket, takes the redelivery).
+func TestMultiPartPostResumes(t *testing.T) {
+	var b strings.Builder
+	for i := range 1300 {
+		fmt.Fprintf(&b, "%04d长<&> ", i) // 11700 characters, no two parts alike: three messages
+	}
+	text := b.String()
+	for _, tc := range []struct {
+		name  string
+		skip  int // sendMessage calls served before the fault
+		fault telegramtest.Fault
+		crash bool
+	}{
+		{name: "HTTP 500 on the 2nd part", skip: 1, fault: telegramtest.ServerError()},
+		{name: "connection dropped on the 3rd part", skip: 2, fault: telegramtest.Dropped()},
+		{name: "crash while posting the 2nd part", skip: 1, fault: telegramtest.ServerError(), crash: true},
+		{name: "crash while posting the 3rd part", skip: 2, fault: telegramtest.Dropped(), crash: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ev := textEvent(t, 1, text)
+			s := e.sink(forumChat, nil)
+			if !tc.crash {
+				e.fake.FailAfter("sendMessage", tc.skip, tc.fault)
+				err := s.Deliver(context.Background(), ev)
+				if retry, _, _ := sinks.Verdict(err); err == nil || !retry {
+					t.Fatalf("first delivery: %v, want a retryable error", err)
+				}
+				deliver(t, s, ev)
+			} else {
+				hold := make(chan struct{})
+				released := false
+				release := func() {
+					if !released {
+						released = true
+						close(hold)
+					}
+				}
+				t.Cleanup(release)
+				f := tc.fault
+				f.Hold = hold
+				e.fake.FailAfter("sendMessage", tc.skip, f)
+				first := make(chan error, 1)
+				go func() { first <- s.Deliver(context.Background(), ev) }()
+				bridgetest.Eventually(t, "the first delivery stuck in a part", func() bool {
+					return e.fake.CallCount("sendMessage") == tc.skip+1
+				})
+				deliver(t, e.sink(forumChat, nil), ev) // the redelivery, in another process
+				release()
+				if err := <-first; err == nil {
+					t.Error("the stuck delivery reported success")
+				}
+			}
+			deliver(t, e.sink(forumChat, nil), ev) // and once more after a restart: nothing new
+
+			sent := e.fake.Sent(forumChat)
+			var joined strings.Builder
+			seen := map[string]bool{}
+			for _, m := range sent {
+				if seen[m.Text] {
+					t.Errorf("a part was posted twice: %.40q…", m.Text)
+				}
+				seen[m.Text] = true
+				joined.WriteString(strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&").Replace(m.Text))
+			}
+			if len(sent) != 3 {
+				t.Fatalf("%d messages in the chat, want 3 (each part once)", len(sent))
+			}
+			if joined.String() != text {
+				t.Error("the messages do not add up to the text, in order")
+			}
+		})
 	}
 }
 
@@ -263,7 +345,7 @@ func TestImageFallbackUpload(t *testing.T) {
 	png := []byte("\x89PNG\r\n\x1a\n-fake-image-bytes")
 	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(png) }))
 	defer cdn.Close()
-	s := e.sink(forumChat, nil)
+	s := e.sink(forumChat, func(c *telegram.Config) { c.AllowPrivateImages = true }) // the CDN is on 127.0.0.1
 	u := cdn.URL + "/bfs/im_new/pic.png"
 	e.fake.FailURL(u)
 	content := `{"url":"` + u + `","height":300,"width":300,"imageType":"png"}`
@@ -280,6 +362,40 @@ func TestImageFallbackUpload(t *testing.T) {
 	sent = e.fake.Sent(forumChat)
 	if last := sent[len(sent)-1]; last.Method != "sendMessage" || !strings.Contains(last.Text, bad) {
 		t.Errorf("fallback = %+v", last)
+	}
+}
+
+// TestBilibiliImagesGoThroughTheGuard: a picture Telegram could not
+// fetch is downloaded by the bridge only from a public address (its URL
+// comes from outside); otherwise the message is still posted, with the
+// link.
+func TestBilibiliImagesGoThroughTheGuard(t *testing.T) {
+	var hits atomic.Int32
+	png := []byte("\x89PNG\r\n\x1a\n-fake-image-bytes")
+	inside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write(png)
+	}))
+	defer inside.Close()
+	for i, tc := range []struct{ name, url string }{
+		{"loopback", inside.URL + "/bfs/im_new/pic.png"},
+		{"link-local (cloud metadata)", "http://169.254.169.254/latest/meta-data/pic.png"},
+		{"private", "http://10.0.0.1/bfs/pic.png"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := e.sink(forumChat, nil)
+			e.fake.FailURL(tc.url)
+			content := `{"url":"` + tc.url + `","height":300,"width":300,"imageType":"png"}`
+			deliver(t, s, event(t, userSrc(), with(incoming(2, content), func(m *bilibili.Message) { m.MsgKey = uint64(100 + i) })))
+			if n := hits.Load(); n != 0 {
+				t.Fatalf("the image server inside got %d requests", n)
+			}
+			sent := e.fake.Sent(forumChat)
+			if len(sent) != 1 || sent[0].Method != "sendMessage" || !strings.Contains(sent[0].Text, tc.url) {
+				t.Errorf("sent = %+v, want the message with its link", sent)
+			}
+		})
 	}
 }
 

@@ -5,12 +5,14 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // SecretHeader carries the webhook's secret token in Telegram's calls.
@@ -31,6 +33,96 @@ func validSecretToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// The update_ids webhook mode handled are kept for a day, longer than
+// Telegram keeps an update it could not deliver (24 hours), and at most
+// maxHandledUpdates of them: duplicates come from Telegram retrying a
+// call whose answer it did not get, soon after.
+const (
+	maxHandledUpdates = 2000
+	handledUpdatesFor = 25 * time.Hour
+)
+
+// handledUpdates is the set of update_ids handled in webhook mode
+// (tg.updates.<chat>): [update_id, unix seconds handled] pairs, oldest
+// first.
+type handledUpdates struct {
+	IDs [][2]int64 `json:"ids"`
+}
+
+func (s *Sink) handledKey() string { return "tg.updates." + s.chatTok }
+
+// loadHandled reads the set and its revision (0: none yet).
+func (s *Sink) loadHandled(ctx context.Context) (handledUpdates, uint64, error) {
+	var h handledUpdates
+	e, err := s.cfg.State.Get(ctx, s.handledKey())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return h, 0, nil
+	}
+	if err != nil {
+		return h, 0, fmt.Errorf("telegram: reading the handled updates: %w", err)
+	}
+	if err := json.Unmarshal(e.Value(), &h); err != nil {
+		s.log.Warn("the record of handled Telegram updates is unreadable; starting a new one", "err", err)
+		h = handledUpdates{}
+	}
+	return h, e.Revision(), nil
+}
+
+// handledUpdate reports whether update id was handled already.
+func (s *Sink) handledUpdate(ctx context.Context, id int64) (bool, error) {
+	h, _, err := s.loadHandled(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range h.IDs {
+		if p[0] == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// recordUpdate adds id to the set, dropping the ids too old or too many.
+// Processes share the set: the write is a compare-and-set, retried on a
+// conflict. A failure is logged: the update may then be handled again.
+func (s *Sink) recordUpdate(ctx context.Context, id int64) {
+	ctx = context.WithoutCancel(ctx)
+	for range 10 {
+		h, rev, err := s.loadHandled(ctx)
+		if err != nil {
+			s.log.Warn("could not record a handled Telegram update; it may be handled again", "update", id, "err", err)
+			return
+		}
+		now := s.now()
+		h.IDs = append(h.IDs, [2]int64{id, now.Unix()})
+		cut := now.Add(-handledUpdatesFor).Unix()
+		first := max(0, len(h.IDs)-maxHandledUpdates)
+		for first < len(h.IDs) && h.IDs[first][1] < cut {
+			first++
+		}
+		h.IDs = h.IDs[first:]
+		b, err := json.Marshal(h)
+		if err != nil {
+			s.log.Warn("could not record a handled Telegram update", "update", id, "err", err)
+			return
+		}
+		if rev == 0 {
+			_, err = s.cfg.State.Create(ctx, s.handledKey(), b)
+		} else {
+			_, err = s.cfg.State.Update(ctx, s.handledKey(), b, rev)
+		}
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			continue // another process recorded an update meanwhile
+		}
+		s.log.Warn("could not record a handled Telegram update; it may be handled again", "update", id, "err", err)
+		return
+	}
+	s.log.Warn("could not record a handled Telegram update: too many concurrent writes; it may be handled again", "update", id)
 }
 
 // runWebhook registers the webhook, retrying until Telegram took it, and
@@ -77,10 +169,14 @@ func (s *Sink) runWebhook(ctx context.Context) error {
 // WebhookHandler receives the updates Telegram posts in webhook mode
 // (Config.WebhookURL): serve it, for POST, where that URL points. A call
 // without the secret token (compared in constant time) is answered 401
-// and ignored. An update is handled as Run handles a polled one (in
-// order, once per update_id, through the offset in KV), and answered 200
-// only once handled, so that Telegram posts it again when handling failed
-// (the outbox unreachable); after maxUpdateAttempts failures it is
+// and ignored. An update is handled as Run handles a polled one (one at a
+// time), once per update_id: the ids handled recently are kept in KV
+// (tg.updates.<chat>), so that Telegram posting an update again, to this
+// process, after a restart or to another one, does not handle it twice;
+// a high-water mark would drop every update after Telegram restarts its
+// numbering lower (after a week without updates). An update is answered
+// 200 only once handled, so that Telegram posts it again when handling
+// failed (the outbox unreachable); after maxUpdateAttempts failures it is
 // skipped.
 func (s *Sink) WebhookHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +208,7 @@ func (s *Sink) WebhookHandler() http.Handler {
 			s.log.Warn("undecodable Telegram update skipped", "update", id.ID, "err", err)
 			u = &models.Update{ID: id.ID}
 		}
-		if _, err := s.process(r.Context(), u); err != nil {
+		if _, err := s.process(r.Context(), u, true); err != nil {
 			http.Error(w, "not handled; try again", http.StatusInternalServerError)
 			return
 		}

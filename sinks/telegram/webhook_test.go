@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-telegram/bot/models"
 
@@ -76,16 +77,17 @@ func TestWebhookMode(t *testing.T) {
 	if code := telegramtest.PostUpdate(h, hookSecret, u2); code != http.StatusOK || len(out.all()) != 2 {
 		t.Fatalf("retried update: %d, %d commands", code, len(out.all()))
 	}
-	// An older update (below the offset) is confirmed without handling.
-	if code := telegramtest.PostUpdate(h, hookSecret, topicUpdate(4999, 899, thread, "old")); code != http.StatusOK || len(out.all()) != 2 {
-		t.Errorf("old update: %d, %d commands", code, len(out.all()))
+	// A lower update_id not handled yet is handled: Telegram numbers
+	// updates from a lower id after a quiet week.
+	if code := telegramtest.PostUpdate(h, hookSecret, topicUpdate(4999, 899, thread, "lower")); code != http.StatusOK || len(out.all()) != 3 {
+		t.Errorf("lower update: %d, %d commands", code, len(out.all()))
 	}
 	// A user's message as the fake pushes it with the secret it was given.
 	e.fake.UserMessage(forumChat, thread, alice, "pushed")
 	if code := e.fake.PushUpdate(h); code != http.StatusOK || e.fake.PendingUpdates() != 0 {
 		t.Fatalf("push: %d, %d pending", code, e.fake.PendingUpdates())
 	}
-	if reqs := out.all(); len(reqs) != 3 || reqs[2].Command.Text != "pushed" {
+	if reqs := out.all(); len(reqs) != 4 || reqs[3].Command.Text != "pushed" {
 		t.Errorf("commands = %+v", reqs)
 	}
 	// Bad methods and bodies.
@@ -101,7 +103,7 @@ func TestWebhookMode(t *testing.T) {
 	runSink(t, s2)
 	bridgetest.Eventually(t, "the webhook deleted", func() bool { return e.fake.Webhook().URL == "" })
 	e.fake.UserMessage(forumChat, thread, alice, "polled")
-	bridgetest.Eventually(t, "the polled reply", func() bool { return len(out.all()) == 4 })
+	bridgetest.Eventually(t, "the polled reply", func() bool { return len(out.all()) == 5 })
 }
 
 func TestWebhookConfigChecks(t *testing.T) {
@@ -123,5 +125,78 @@ func TestWebhookConfigChecks(t *testing.T) {
 	s := e.sink(forumChat, nil)
 	if code := telegramtest.PostUpdate(s.WebhookHandler(), "", topicUpdate(1, 1, 1, "x")); code != http.StatusUnauthorized {
 		t.Errorf("handler without a secret: %d", code)
+	}
+}
+
+// TestWebhookLowerUpdateIDAfterAQuietWeek: after a week without updates
+// Telegram numbers them from a random, possibly lower, id. Webhook mode
+// handles each update_id once (remembered in KV, so across restarts and
+// processes), not "above the highest seen".
+func TestWebhookLowerUpdateIDAfterAQuietWeek(t *testing.T) {
+	e := newEnv(t)
+	out := &countingOutbox{}
+	cfg := func(c *telegram.Config) {
+		c.AllowedUsers, c.Outbox, c.WebhookURL, c.WebhookSecret = []int64{alice.ID}, out, hookURL, hookSecret
+	}
+	first := e.sink(forumChat, cfg)
+	thread := threadOf(t, e, first)
+	procs := []*telegram.Sink{first, e.sink(forumChat, cfg)} // the second: another process, or a restart
+	for i, st := range []struct {
+		proc    int
+		id      int64
+		msg     int
+		text    string
+		handled bool
+	}{
+		{proc: 0, id: 1000, msg: 900, text: "before the quiet week", handled: true},
+		{proc: 0, id: 5, msg: 901, text: "after the quiet week", handled: true},
+		{proc: 0, id: 5, msg: 901, text: "after the quiet week"}, // Telegram posts it again
+		{proc: 1, id: 5, msg: 901, text: "after the quiet week"}, // to another process
+		{proc: 1, id: 6, msg: 902, text: "and the next one", handled: true},
+		{proc: 1, id: 1000, msg: 900, text: "before the quiet week"}, // the old one: still known
+	} {
+		before := len(out.all())
+		if code := telegramtest.PostUpdate(procs[st.proc].WebhookHandler(), hookSecret, topicUpdate(st.id, st.msg, thread, st.text)); code != http.StatusOK {
+			t.Fatalf("step %d (update %d): HTTP %d", i, st.id, code)
+		}
+		reqs := out.all()
+		switch {
+		case st.handled && (len(reqs) != before+1 || reqs[len(reqs)-1].Command.Text != st.text):
+			t.Fatalf("step %d: update %d was not handled (%d commands)", i, st.id, len(reqs))
+		case !st.handled && len(reqs) != before:
+			t.Fatalf("step %d: update %d was handled again", i, st.id)
+		}
+	}
+}
+
+// TestWebhookForgetsUpdatesAfterADay: the record of handled update_ids
+// stays bounded; an id is dropped after a day, when Telegram, which keeps
+// an undelivered update for 24 hours at most, can no longer post it.
+func TestWebhookForgetsUpdatesAfterADay(t *testing.T) {
+	e := newEnv(t)
+	out := &countingOutbox{}
+	now := time.Now()
+	s := e.sink(forumChat, func(c *telegram.Config) {
+		c.AllowedUsers, c.Outbox, c.WebhookURL, c.WebhookSecret = []int64{alice.ID}, out, hookURL, hookSecret
+		c.Now = func() time.Time { return now }
+	})
+	thread := threadOf(t, e, s)
+	h := s.WebhookHandler()
+	post := func(id int64, msg int) {
+		t.Helper()
+		if code := telegramtest.PostUpdate(h, hookSecret, topicUpdate(id, msg, thread, "x")); code != http.StatusOK {
+			t.Fatalf("update %d: HTTP %d", id, code)
+		}
+	}
+	post(10, 900)
+	post(10, 900)
+	if n := len(out.all()); n != 1 {
+		t.Fatalf("%d commands, want 1", n)
+	}
+	now = now.Add(26 * time.Hour)
+	post(11, 901) // the next write drops what is older than a day
+	post(10, 900)
+	if n := len(out.all()); n != 3 {
+		t.Errorf("%d commands, want 3: update 10 is still remembered after 26 hours", n)
 	}
 }

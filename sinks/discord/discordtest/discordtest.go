@@ -31,6 +31,22 @@ const (
 	TypeThread = 11 // public thread
 )
 
+// Message types (UserMessage.Type): what Discord posts for a user's
+// message or action.
+const (
+	MessageDefault           = 0
+	MessageRecipientAdd      = 1
+	MessageChannelNameChange = 4 // a thread renamed; the content is the new name
+	MessageChannelPinned     = 6
+	MessageMemberJoin        = 7
+	MessageBoost             = 8
+	MessageThreadCreated     = 18
+	MessageReply             = 19
+	MessageChatInputCommand  = 20
+	MessageThreadStarter     = 21
+	MessagePollResult        = 46
+)
+
 // Discord JSON error codes the fake answers with.
 const (
 	CodeUnknownChannel  = 10003
@@ -916,6 +932,11 @@ type UserMessage struct {
 	Bot       bool
 	WebhookID string
 	Content   string
+	// Type is the message type (MessageDefault when zero); other types are
+	// what Discord posts for an action: a pin, a thread renamed…
+	Type int
+	// ReplyTo, when set, is the message replied to (message_reference).
+	ReplyTo string
 	// Roles, when not nil, are sent as the member field.
 	Roles       []string
 	Attachments []Attachment
@@ -938,13 +959,16 @@ func (s *Server) Dispatch(m UserMessage) string {
 			m.GuildID = c.GuildID
 		}
 	}
-	s.messages = append(s.messages, &Message{ID: id, ChannelID: m.ChannelID, AuthorID: m.AuthorID, WebhookID: m.WebhookID, Content: m.Content})
+	s.messages = append(s.messages, &Message{ID: id, ChannelID: m.ChannelID, AuthorID: m.AuthorID, WebhookID: m.WebhookID, Content: m.Content, ReplyTo: m.ReplyTo})
 	conns := slices.Clone(s.gw)
 	s.mu.Unlock()
 	d := map[string]any{
-		"id": id, "channel_id": m.ChannelID, "guild_id": m.GuildID, "content": m.Content, "type": 0,
+		"id": id, "channel_id": m.ChannelID, "guild_id": m.GuildID, "content": m.Content, "type": m.Type,
 		"timestamp": time.Now().UTC().Format(time.RFC3339),
 		"author":    map[string]any{"id": m.AuthorID, "username": "user" + m.AuthorID, "bot": m.Bot},
+	}
+	if m.ReplyTo != "" {
+		d["message_reference"] = map[string]any{"message_id": m.ReplyTo, "channel_id": m.ChannelID, "guild_id": m.GuildID}
 	}
 	if m.WebhookID != "" {
 		d["webhook_id"] = m.WebhookID
@@ -963,4 +987,16 @@ func (s *Server) Dispatch(m UserMessage) string {
 		_ = c.send(0, "MESSAGE_CREATE", d)
 	}
 	return id
+}
+
+// RenameThread renames a thread as user userID does in the client:
+// Discord then posts a CHANNEL_NAME_CHANGE message in it, in the user's
+// name, whose content is the new name. It returns that message's id.
+func (s *Server) RenameThread(threadID, userID, name string) string {
+	s.mu.Lock()
+	if c, ok := s.channels[threadID]; ok {
+		c.Name = name
+	}
+	s.mu.Unlock()
+	return s.Dispatch(UserMessage{ChannelID: threadID, AuthorID: userID, Content: name, Type: MessageChannelNameChange})
 }

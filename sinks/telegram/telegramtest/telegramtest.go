@@ -61,7 +61,17 @@ type Fault struct {
 	// RawBody, when set, is sent instead of a JSON answer (a proxy's HTML
 	// error page).
 	RawBody string
+	// Drop closes the connection without an answer, as a network failure
+	// would; the call is not served (nothing is posted).
+	Drop bool
+	// Hold, when not nil, keeps the call waiting until it is closed (or
+	// the client gives up) before the fault is answered: a call that
+	// hangs, as when the bridge is stuck or dies in the middle of it.
+	Hold <-chan struct{}
 }
+
+// Dropped is a connection closed without an answer.
+func Dropped() Fault { return Fault{Drop: true} }
 
 // TooManyRequests is a 429 asking to wait n seconds.
 func TooManyRequests(n int) Fault {
@@ -350,6 +360,14 @@ func (s *Server) UserMessage(chat int64, thread int, from User, text string) int
 	return s.inject(chat, thread, from, 0, func(m *models.Message) { m.Text = text })
 }
 
+// UserMessageWith injects a message from user as UserMessage does, its
+// content set by fill: a service message (forum_topic_edited,
+// pinned_message, new_chat_members…) or any other kind. It returns the
+// message id.
+func (s *Server) UserMessageWith(chat int64, thread int, from User, fill func(*models.Message)) int {
+	return s.inject(chat, thread, from, 0, fill)
+}
+
 // UserReply injects a message from user in a flat chat that replies to
 // message replyTo. It returns the message id.
 func (s *Server) UserReply(chat int64, replyTo int, from User, text string) int {
@@ -428,6 +446,17 @@ func (s *Server) PushUpdate(h http.Handler) int {
 		s.mu.Unlock()
 	}
 	return code
+}
+
+// RestartUpdateIDs makes next the update_id of the next update, as
+// Telegram does after a week without updates ("the identifier of the next
+// update will be chosen randomly instead of sequentially"), possibly
+// below the ids used so far. Nothing is confirmed in the new numbering.
+func (s *Server) RestartUpdateIDs(next int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextUpd = next - 1
+	s.confirmed = 0
 }
 
 // InjectUpdate queues a raw update; its update_id is assigned.
@@ -576,6 +605,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if fault != nil {
+		if fault.Hold != nil {
+			select {
+			case <-fault.Hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if fault.Drop {
+			dropConn(w)
+			return
+		}
 		writeFault(w, *fault)
 		return
 	}
@@ -672,6 +712,19 @@ func parseForm(r *http.Request) (map[string]string, map[string][]byte, error) {
 	return params, files, nil
 }
 
+// dropConn closes the call's connection without an answer.
+func dropConn(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("telegramtest: the response writer cannot drop its connection")
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(fmt.Sprintf("telegramtest: dropping a connection: %v", err))
+	}
+	_ = conn.Close()
+}
+
 func writeFault(w http.ResponseWriter, f Fault) {
 	status := f.HTTPStatus
 	if status == 0 {
@@ -710,6 +763,12 @@ func (s *Server) getUpdates(r *http.Request, p map[string]string) (any, error) {
 		if s.webhook.URL != "" {
 			s.mu.Unlock()
 			return nil, &apiError{409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"}
+		}
+		if offset > s.nextUpd+1+10 {
+			// An offset "in the future" (past the next update_id, as
+			// after update_ids restarted lower) is ignored: the Bot API
+			// answers from the oldest pending update and forgets nothing.
+			offset = 0
 		}
 		if offset > 0 {
 			// Telegram forgets every update below the offset.

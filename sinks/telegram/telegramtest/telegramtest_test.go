@@ -3,9 +3,12 @@ package telegramtest_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +158,96 @@ func TestFakeUpdatesAndFiles(t *testing.T) {
 	}
 	if s.PendingUpdates() != 0 || s.Confirmed() != u2.ID {
 		t.Errorf("pending %d, confirmed %d, want %d", s.PendingUpdates(), s.Confirmed(), u2.ID)
+	}
+}
+
+// TestFakeDropAndHold: a dropped call fails without posting anything; a
+// held one waits until released, then answers its fault.
+func TestFakeDropAndHold(t *testing.T) {
+	s := telegramtest.NewServer(t)
+	s.AddChat(telegramtest.Chat{ID: forum, Title: "inbox"})
+	b := newBot(t, s)
+	ctx := context.Background()
+
+	s.FailNext("sendMessage", 1, telegramtest.Dropped())
+	if _, err := b.SendMessage(ctx, &bot.SendMessageParams{ChatID: forum, Text: "lost"}); err == nil {
+		t.Fatal("a dropped call succeeded")
+	}
+	hold := make(chan struct{})
+	s.FailNext("sendMessage", 1, telegramtest.Fault{Hold: hold, Code: 500, Description: "Internal Server Error"})
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.SendMessage(ctx, &bot.SendMessageParams{ChatID: forum, Text: "held"})
+		done <- err
+	}()
+	for s.CallCount("sendMessage") < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a held call answered before its release: %v", err)
+	default:
+	}
+	close(hold)
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "Internal Server Error") {
+		t.Errorf("held call: %v", err)
+	}
+	if n := len(s.Sent(forum)); n != 0 {
+		t.Errorf("%d messages posted by failed calls", n)
+	}
+}
+
+// getUpdates polls the fake once with offset, as a client would.
+func getUpdates(t *testing.T, s *telegramtest.Server, offset int64) []int64 {
+	t.Helper()
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	_ = w.WriteField("offset", strconv.FormatInt(offset, 10))
+	_ = w.WriteField("timeout", "0")
+	_ = w.Close()
+	resp, err := s.Client().Post(s.URL+"/bot"+s.Token+"/getUpdates", w.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		OK     bool `json:"ok"`
+		Result []struct {
+			ID int64 `json:"update_id"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || !r.OK {
+		t.Fatalf("getUpdates: ok %v, %v", r.OK, err)
+	}
+	var ids []int64
+	for _, u := range r.Result {
+		ids = append(ids, u.ID)
+	}
+	return ids
+}
+
+// TestFakeUpdateIDsRestartLower: after a quiet week Telegram numbers
+// updates from a random, possibly lower, id; an offset past them is
+// ignored (the Bot API answers from the oldest pending update), and the
+// next offset confirms them as usual.
+func TestFakeUpdateIDsRestartLower(t *testing.T) {
+	s := telegramtest.NewServer(t)
+	s.AddChat(telegramtest.Chat{ID: forum, Title: "inbox"})
+	alice := telegramtest.User{ID: 42, FirstName: "Alice"}
+	s.UserMessage(forum, 0, alice, "before")
+	first := getUpdates(t, s, 0)
+	if len(first) != 1 {
+		t.Fatalf("updates = %v", first)
+	}
+	if got := getUpdates(t, s, first[0]+1); len(got) != 0 || s.Confirmed() != first[0] {
+		t.Fatalf("after confirming: %v, confirmed %d", got, s.Confirmed())
+	}
+	s.RestartUpdateIDs(5)
+	s.UserMessage(forum, 0, alice, "after a quiet week")
+	if got := getUpdates(t, s, first[0]+1); len(got) != 1 || got[0] != 5 {
+		t.Fatalf("with the old offset: %v, want [5]", got)
+	}
+	if got := getUpdates(t, s, 6); len(got) != 0 || s.Confirmed() != 5 || s.PendingUpdates() != 0 {
+		t.Errorf("after confirming 5: %v, confirmed %d, %d pending", got, s.Confirmed(), s.PendingUpdates())
 	}
 }
