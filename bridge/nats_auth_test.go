@@ -1,8 +1,8 @@
 package bridge
 
-// Tests of who may use NATS: the embedded server's listener and the
-// bridge's own in-process connection. Everything runs against real servers
-// over TCP.
+// Tests of who may use NATS: the embedded server's listener, the bridge's
+// own in-process connection, and the read-only user of
+// docs/nats-readonly.conf. Everything runs against real servers over TCP.
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -235,4 +236,228 @@ func TestInternalUserIsInProcessOnly(t *testing.T) {
 	if _, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", User: internalUser, Password: "x", StoreDir: t.TempDir()}); err == nil {
 		t.Error("NATS_USER may take the internal user's name")
 	}
+}
+
+// violations collects a client's asynchronous errors.
+type violations chan error
+
+func (v violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
+	select {
+	case v <- err:
+	default:
+	}
+}
+
+// expect waits for the server's permissions violation naming subject.
+func (v violations) expect(t *testing.T, subject string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case err := <-v:
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subject+`"`) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no permissions violation for %s", subject)
+		}
+	}
+}
+
+// TestReadOnlyUserConfig runs nats-server with docs/nats-readonly.conf and
+// checks what its reader may and may not do.
+func TestReadOnlyUserConfig(t *testing.T) {
+	const (
+		bridgeUser, bridgePassword = "bilibridge", "5b3f0c-bridge-password"
+		readerPassword             = "9e0a41-reader-password"
+		webhookToken               = "discord-webhook-token"
+	)
+	t.Setenv("NATS_USER", bridgeUser)
+	t.Setenv("NATS_PASSWORD", bridgePassword)
+	t.Setenv("NATS_READER_PASSWORD", readerPassword)
+	opts, err := server.ProcessConfigFile("../docs/nats-readonly.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file as shipped, but on a random loopback port, without the
+	// monitoring port, storing in a temp dir.
+	opts.Host, opts.Port, opts.HTTPPort, opts.StoreDir, opts.NoSigs = "127.0.0.1", server.RANDOM_PORT, 0, t.TempDir(), true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(15 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	url := loopbackURL(t, ns.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// The bridge, as the full user: streams, buckets, a secret in KV, the
+	// reader's consumer (created by the operator, as the docs say) and a
+	// sink's consumer.
+	full := connectOrFail(t, ctx, NATSConfig{URL: url, User: bridgeUser, Password: bridgePassword, Name: "bridge"})
+	st, err := Provision(ctx, full.JS, StoreConfig{Subjects: events.Subjects{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.State.Put(ctx, "discord", []byte(webhookToken)); err != nil {
+		t.Fatal(err)
+	}
+	readerCons, err := full.JS.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{Durable: "reader"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := full.JS.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{Durable: "webhook"}); err != nil {
+		t.Fatal(err)
+	}
+
+	denied := make(violations, 64)
+	reader, err := nats.Connect(url, nats.UserInfo("reader", readerPassword), nats.ErrorHandler(denied.handler))
+	if err != nil {
+		t.Fatalf("reader login: %v", err)
+	}
+	defer reader.Close()
+
+	t.Run("subscribes to events", func(t *testing.T) {
+		sub, err := reader.SubscribeSync("bili.1.msg.1.2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		if err := reader.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := full.JS.Publish(ctx, "bili.1.msg.1.2", []byte(`{"n":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := sub.NextMsg(5 * time.Second); err != nil || string(m.Data) != `{"n":1}` {
+			t.Fatalf("the reader did not get the event: %v", err)
+		}
+	})
+
+	t.Run("reads BILI through its consumer", func(t *testing.T) {
+		rjs, err := jetstream.NewWithAPIPrefix(reader, "$JS.bili.API")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons, err := rjs.Consumer(ctx, StreamEvents, "reader")
+		if err != nil {
+			t.Fatalf("the reader's consumer: %v", err)
+		}
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("fetching from BILI: %v", err)
+		}
+		if m.Subject() != "bili.1.msg.1.2" || string(m.Data()) != `{"n":1}` {
+			t.Fatalf("fetched %s %s", m.Subject(), m.Data())
+		}
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+		info, err := readerCons.Info(ctx)
+		if err != nil || info.AckFloor.Stream != 1 || info.NumAckPending != 0 {
+			t.Fatalf("the ack did not reach the consumer: %+v %v", info, err)
+		}
+	})
+
+	t.Run("cannot send", func(t *testing.T) {
+		sends, err := full.NC.SubscribeSync("bili.*.send.>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sends.Unsubscribe()
+		if err := full.NC.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := reader.Publish("bili.1.send.1.2", []byte(`{"command_id":"x","text":"hi"}`)); err != nil {
+			t.Fatal(err)
+		}
+		denied.expect(t, "bili.1.send.1.2")
+		if m, err := sends.NextMsg(300 * time.Millisecond); err == nil {
+			t.Fatalf("the reader's send command arrived: %s", m.Data)
+		}
+		if info, err := st.Outbox.Info(ctx); err != nil || info.State.Msgs != 0 {
+			t.Fatalf("outbox holds %d commands (%v)", info.State.Msgs, err)
+		}
+	})
+
+	t.Run("cannot read KV", func(t *testing.T) {
+		sub, err := reader.SubscribeSync("$KV.bili_state.>")
+		if err == nil {
+			denied.expect(t, "$KV.bili_state.>")
+			sub.Unsubscribe()
+		}
+		js, err := jetstream.New(reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := js.KeyValue(short, BucketState); err == nil {
+			t.Fatal("the reader opened the state bucket")
+		}
+		denied.expect(t, "$JS.API.STREAM.INFO.KV_bili_state")
+	})
+
+	t.Run("cannot use the bridge's consumers", func(t *testing.T) {
+		for _, subj := range []string{
+			"$JS.bili.API.CONSUMER.MSG.NEXT.BILI.webhook",
+			"$JS.API.CONSUMER.MSG.NEXT.BILI.webhook",
+			"$JS.API.CONSUMER.DELETE.BILI.webhook",
+		} {
+			if err := reader.PublishRequest(subj, reader.NewRespInbox(), []byte(`{"batch":1}`)); err != nil {
+				t.Fatal(err)
+			}
+			denied.expect(t, subj)
+		}
+		if _, err := full.JS.Consumer(ctx, StreamEvents, "webhook"); err != nil {
+			t.Fatalf("the sink's consumer: %v", err)
+		}
+	})
+
+	// A reply subject is not subject to publish permissions: with the
+	// reader in the bridge's account, the server itself would deliver
+	// BILI events to a reply subject of the reader's choice, such as a
+	// send subject or a KV key. In an account of its own, such replies
+	// stay there.
+	t.Run("reply subjects stay in the reader's account", func(t *testing.T) {
+		const next = "$JS.bili.API.CONSUMER.MSG.NEXT.BILI.reader"
+		pull := []byte(`{"batch":1,"expires":10000000000}`)
+		for _, reply := range []string{"bili.1.send.1.2", "$KV.bili_state.discord"} {
+			if err := reader.PublishRequest(next, reply, pull); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A pull of its own after those: once it is served, the two
+		// before it were served or dropped.
+		inbox := reader.NewInbox()
+		own, err := reader.SubscribeSync(inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer own.Unsubscribe()
+		if err := reader.PublishRequest(next, inbox, pull); err != nil {
+			t.Fatal(err)
+		}
+		if err := reader.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := full.JS.Publish(ctx, "bili.1.msg.1.2", fmt.Appendf(nil, `{"n":%d}`, i+2)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := own.NextMsg(10 * time.Second); err != nil {
+			t.Fatalf("the reader's own pull: %v", err)
+		}
+		if info, err := st.Outbox.Info(ctx); err != nil || info.State.Msgs != 0 {
+			t.Errorf("outbox holds %d commands (%v)", info.State.Msgs, err)
+		}
+		if e, err := st.State.Get(ctx, "discord"); err != nil || string(e.Value()) != webhookToken {
+			t.Errorf("the state bucket was overwritten: %v", err)
+		}
+	})
 }
