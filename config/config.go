@@ -138,14 +138,14 @@ func (c *Config) checkNATSAccess() error {
 		return errors.New("NATS_CREDS and NATS_USER/NATS_PASSWORD are both set: set one of them")
 	}
 	if c.NATSURL != "" {
-		return CheckNATSCredentials(c.NATSUser, c.NATSPassword)
+		return checkNATSLogin(c.NATSUser, c.NATSPassword)
 	}
 	return CheckNATSListen(c.NATSListen, c.NATSUser, c.NATSPassword)
 }
 
-// CheckNATSCredentials accepts both NATS_USER and NATS_PASSWORD, or
+// checkNATSLogin accepts both NATS_USER and NATS_PASSWORD, or
 // neither: half a login would fail at the first connection instead.
-func CheckNATSCredentials(user, password string) error {
+func checkNATSLogin(user, password string) error {
 	if (user == "") != (password == "") {
 		return errors.New("set both NATS_USER and NATS_PASSWORD, or neither")
 	}
@@ -157,7 +157,7 @@ func CheckNATSCredentials(user, password string) error {
 // needs them, since whoever connects may read every DM and send as the
 // account. The bridge checks it again when it starts the server.
 func CheckNATSListen(listen, user, password string) error {
-	if err := CheckNATSCredentials(user, password); err != nil {
+	if err := checkNATSLogin(user, password); err != nil {
 		return err
 	}
 	if listen == "" || listen == "off" {
