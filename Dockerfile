@@ -40,20 +40,25 @@ COPY --from=build /out/bilibridge /bilibridge
 COPY --from=build --chown=65532:65532 /out/rootfs/ /
 WORKDIR /data
 
-# Inside a container the listeners must not be on loopback to be reachable
-# through published ports. Publish them on the host's 127.0.0.1 only
-# (-p 127.0.0.1:8080:8080) unless you mean to expose them.
+# Inside a container a listener must not be on loopback to be reachable
+# through a published port. HTTP is (publish it on the host's 127.0.0.1
+# only, -p 127.0.0.1:8080:8080, unless you mean to expose it). The embedded
+# NATS stays on the container's loopback: whoever reaches it may read every
+# DM and send as the account. `bilibridge tail` and `send` run inside the
+# container (docker exec) still reach it. To expose it, set
+# NATS_LISTEN=0.0.0.0:4222 together with NATS_USER and NATS_PASSWORD (the
+# bridge refuses to start without them) and publish 4222; see docs/docker.md.
 ENV DATA_DIR=/data \
     HTTP_ADDR=0.0.0.0:8080 \
-    NATS_LISTEN=0.0.0.0:4222
+    NATS_LISTEN=127.0.0.1:4222
 
 # Credentials file (credentials.json) and, with the embedded NATS, the
 # JetStream store (nats/).
 VOLUME /data
 
-# 8080: /healthz, /readyz, /metrics, /api/*; 4222: the embedded NATS (only
-# when NATS_URL is empty).
-EXPOSE 8080 4222
+# 8080: /healthz, /readyz, /metrics, /api/*. Not 4222: the embedded NATS is
+# not reachable from outside unless configured so (see above).
+EXPOSE 8080
 
 USER 65532:65532
 

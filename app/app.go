@@ -95,8 +95,8 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	conn, err := bridge.Connect(ctx, bridge.NATSConfig{
-		URL: cfg.NATSURL, Creds: cfg.NATSCreds, Listen: cfg.NATSListen, DataDir: cfg.DataDir,
-		Name: "bilibridge", Logger: log,
+		URL: cfg.NATSURL, Creds: cfg.NATSCreds, User: cfg.NATSUser, Password: cfg.NATSPassword,
+		Listen: cfg.NATSListen, DataDir: cfg.DataDir, Name: "bilibridge", Logger: log,
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,9 +14,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/config"
 )
 
 // NATSConfig says where NATS is.
@@ -25,8 +29,14 @@ type NATSConfig struct {
 	URL string
 	// Creds is a credentials file for an external NATS.
 	Creds string
+	// User and Password are, for an external NATS, the login to connect
+	// with (instead of Creds); for the embedded server, the login its
+	// listener requires. The bridge's own in-process connection never
+	// needs them.
+	User, Password string
 	// Listen is where the embedded server listens ("host:port"); "off"
-	// keeps it in-process only.
+	// keeps it in-process only. Without User and Password it must be a
+	// loopback address.
 	Listen string
 	// DataDir holds the embedded JetStream store (under DataDir/nats).
 	DataDir string
@@ -68,14 +78,18 @@ func Connect(ctx context.Context, cfg NATSConfig) (*Conn, error) {
 		}),
 	}
 	url := cfg.URL
-	if url == "" {
-		ns, err := StartEmbedded(EmbeddedConfig{Listen: cfg.Listen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: log})
+	switch {
+	case url == "":
+		e, err := startEmbedded(EmbeddedConfig{Listen: cfg.Listen, User: cfg.User, Password: cfg.Password,
+			StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: log})
 		if err != nil {
 			return nil, err
 		}
-		c.server = ns
-		opts = append(opts, nats.InProcessServer(ns))
-	} else if cfg.Creds != "" {
+		c.server = e.Server
+		opts = append(opts, nats.InProcessServer(e.Server), nats.UserInfo(e.user, e.password))
+	case cfg.User != "":
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	case cfg.Creds != "":
 		opts = append(opts, nats.UserCredentials(cfg.Creds))
 	}
 	nc, err := nats.Connect(url, opts...)
@@ -135,8 +149,12 @@ func (c *Conn) shutdownServer() {
 
 // EmbeddedConfig configures the embedded NATS server.
 type EmbeddedConfig struct {
-	Listen   string // "host:port", "off", or "" for in-process only
-	StoreDir string
+	Listen string // "host:port", "off", or "" for in-process only
+	// User and Password, when set, are required of every client of the
+	// listener. Without them only a loopback Listen is allowed, and its
+	// clients need no login.
+	User, Password string
+	StoreDir       string
 	// MaxStore and MaxMemory bound JetStream; zero means 10 GiB / 256 MiB,
 	// since the server's defaults (free disk, 75% of RAM) do not suit a
 	// sidecar.
@@ -144,8 +162,47 @@ type EmbeddedConfig struct {
 	Logger              *slog.Logger
 }
 
+// Users of the embedded server that this process defines for itself.
+const (
+	// internalUser is the bridge's own in-process connection. Its password
+	// is made anew at each start and never leaves the process, and the
+	// server accepts it on in-process connections only: so the bridge
+	// needs no configured login, and a leaked password opens nothing.
+	internalUser = "bilibridge-internal"
+	// localUser is whom a client of a loopback listener without
+	// credentials becomes (the server's no_auth_user); it exists only
+	// when no login is configured.
+	localUser = "bilibridge-local"
+)
+
+// embedded is a started server and the login of the in-process connection.
+type embedded struct {
+	*server.Server
+	user, password string
+}
+
 // StartEmbedded starts a JetStream-enabled NATS server in this process.
+// It refuses a listener other hosts can reach unless cfg has a login.
+// The server has no in-process client without a login: reach it over its
+// listener, or use Connect.
 func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
+	e, err := startEmbedded(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return e.Server, nil
+}
+
+func startEmbedded(cfg EmbeddedConfig) (*embedded, error) {
+	// Checked here as well as in the configuration: tests, the demo and
+	// the benchmark start servers without it.
+	if err := config.CheckNATSListen(cfg.Listen, cfg.User, cfg.Password); err != nil {
+		return nil, err
+	}
+	if cfg.User == internalUser || cfg.User == localUser {
+		return nil, fmt.Errorf("NATS_USER %s is reserved for the bridge itself: choose another", cfg.User)
+	}
+	e := &embedded{user: internalUser, password: rand.Text()}
 	opts := &server.Options{
 		ServerName:         "bilibridge",
 		JetStream:          true,
@@ -178,6 +235,23 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		}
 		opts.Host, opts.Port = host, p
 	}
+	// Every client logs in, the in-process one too: users rather than
+	// no authentication at all, so that the listener's rule and the
+	// bridge's own access are independent of each other.
+	opts.Users = []*server.User{{
+		Username: e.user, Password: e.password,
+		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
+	}}
+	switch {
+	case cfg.User != "":
+		opts.Users = append(opts.Users, &server.User{Username: cfg.User, Password: cfg.Password})
+	case !opts.DontListen:
+		// A loopback listener without a login keeps working as before:
+		// its clients become localUser, whose password nobody knows.
+		opts.Users = append(opts.Users, &server.User{Username: localUser, Password: rand.Text(),
+			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeStandard: {}}})
+		opts.NoAuthUser = localUser
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
@@ -192,16 +266,31 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded NATS did not become ready (is the data directory writable, and the listen address free?)")
 	}
-	return ns, nil
+	e.Server = ns
+	return e, nil
 }
 
 // natsLogger forwards the server's log to slog, at one level lower than
 // the server uses: its notices are routine for us.
 type natsLogger struct{ l *slog.Logger }
 
+// plaintextPasswordsWarning is what the server says at every start when
+// its users have passwords rather than bcrypt hashes. The advice is for
+// configuration files; the embedded server's passwords exist only in this
+// process's memory (made at start, or from the environment, which holds
+// them in plain text anyway), so the warning would be noise.
+const plaintextPasswordsWarning = "Plaintext passwords detected, use nkeys or bcrypt"
+
 func (n natsLogger) Noticef(format string, v ...any) { n.l.Debug("nats: " + fmt.Sprintf(format, v...)) }
-func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn("nats: " + fmt.Sprintf(format, v...)) }
 func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error("nats: " + fmt.Sprintf(format, v...)) }
 func (n natsLogger) Errorf(format string, v ...any)  { n.l.Error("nats: " + fmt.Sprintf(format, v...)) }
 func (n natsLogger) Debugf(format string, v ...any)  {}
 func (n natsLogger) Tracef(format string, v ...any)  {}
+
+func (n natsLogger) Warnf(format string, v ...any) {
+	if format == plaintextPasswordsWarning {
+		n.l.Debug("nats: " + format)
+		return
+	}
+	n.l.Warn("nats: " + fmt.Sprintf(format, v...))
+}

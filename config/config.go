@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,7 +45,9 @@ type Config struct {
 
 	NATSURL      string        `envconfig:"NATS_URL" desc:"external NATS server(s), comma-separated; empty = embedded"`
 	NATSCreds    string        `envconfig:"NATS_CREDS" desc:"credentials file for an external NATS"`
-	NATSListen   string        `envconfig:"NATS_LISTEN" default:"127.0.0.1:4222" desc:"where the embedded server listens; off = in-process only"`
+	NATSListen   string        `envconfig:"NATS_LISTEN" default:"127.0.0.1:4222" desc:"where the embedded server listens; off = in-process only; not loopback: NATS_USER and NATS_PASSWORD required"`
+	NATSUser     string        `envconfig:"NATS_USER" desc:"user the embedded server's listener requires (with NATS_PASSWORD); for an external NATS, the user to connect as"`
+	NATSPassword string        `envconfig:"NATS_PASSWORD" desc:"password of NATS_USER"`
 	NATSReplicas int           `envconfig:"NATS_REPLICAS" default:"1" desc:"replicas for streams and KV buckets on a cluster"`
 	StreamMaxAge time.Duration `envconfig:"STREAM_MAX_AGE" default:"720h" desc:"how long events stay in stream BILI"`
 	Prefix       string        `envconfig:"SUBJECT_PREFIX" default:"bili" desc:"first token of every subject"`
@@ -77,7 +82,7 @@ type Config struct {
 func (c Config) String() string {
 	redacted := c
 	for _, s := range []*string{&redacted.SESSDATA, &redacted.BiliJct, &redacted.RefreshToken, &redacted.APIToken,
-		&redacted.TelegramToken, &redacted.TelegramWebhookSecret, &redacted.DiscordToken, &redacted.WebhookSecret} {
+		&redacted.NATSPassword, &redacted.TelegramToken, &redacted.TelegramWebhookSecret, &redacted.DiscordToken, &redacted.WebhookSecret} {
 		if *s != "" {
 			*s = "(set)"
 		}
@@ -116,6 +121,9 @@ func (c *Config) Validate() error {
 	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
 		errs = append(errs, fmt.Errorf("NATS_REPLICAS=%d: want 1 to 5", c.NATSReplicas))
 	}
+	if err := c.checkNATSAccess(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Prefix == "" || strings.ContainsAny(c.Prefix, ".*> \t") {
 		errs = append(errs, fmt.Errorf("SUBJECT_PREFIX=%q must be one subject token", c.Prefix))
 	}
@@ -126,6 +134,62 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("DELIVERY_GIVE_UP=%s: want between 1m and STREAM_MAX_AGE (%s), since an event must still be in the stream when it is retried", c.DeliveryGiveUp, c.StreamMaxAge))
 	}
 	return errors.Join(errs...)
+}
+
+// checkNATSAccess checks the NATS credentials, and that the embedded
+// server (no NATS_URL) is not reachable from other hosts without them.
+func (c *Config) checkNATSAccess() error {
+	if c.NATSCreds != "" && (c.NATSUser != "" || c.NATSPassword != "") {
+		return errors.New("NATS_CREDS and NATS_USER/NATS_PASSWORD are both set: set one of them")
+	}
+	if c.NATSURL != "" {
+		return checkNATSLogin(c.NATSUser, c.NATSPassword)
+	}
+	return CheckNATSListen(c.NATSListen, c.NATSUser, c.NATSPassword)
+}
+
+// checkNATSLogin accepts both NATS_USER and NATS_PASSWORD, or
+// neither: half a login would fail at the first connection instead.
+func checkNATSLogin(user, password string) error {
+	if (user == "") != (password == "") {
+		return errors.New("set both NATS_USER and NATS_PASSWORD, or neither")
+	}
+	return nil
+}
+
+// CheckNATSListen checks the embedded NATS server's listener (NATS_LISTEN)
+// and the credentials it would require: a listener other hosts can reach
+// needs them, since whoever connects may read every DM and send as the
+// account. The bridge checks it again when it starts the server.
+func CheckNATSListen(listen, user, password string) error {
+	if err := checkNATSLogin(user, password); err != nil {
+		return err
+	}
+	if listen == "" || listen == "off" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("NATS_LISTEN=%s: want host:port, or off", listen)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("NATS_LISTEN=%s: bad port", listen)
+	}
+	if user == "" && !IsLoopbackHost(host) {
+		return fmt.Errorf("NATS_LISTEN=%s is reachable from other hosts: set NATS_USER and NATS_PASSWORD (or keep NATS_LISTEN on 127.0.0.1)", listen)
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether a listener on host is reachable from
+// this machine only: localhost, 127.0.0.0/8 or ::1. An empty host means
+// every interface; a host name other than localhost may resolve anywhere.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // Endpoints returns the Bilibili base URLs.

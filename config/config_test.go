@@ -13,7 +13,7 @@ import (
 )
 
 func valid() config.Config {
-	return config.Config{PollInterval: 6 * time.Second, StartFrom: "unread", NATSReplicas: 1, Prefix: "bili", StreamMaxAge: 720 * time.Hour, DeliveryGiveUp: 24 * time.Hour}
+	return config.Config{PollInterval: 6 * time.Second, StartFrom: "unread", NATSListen: "127.0.0.1:4222", NATSReplicas: 1, Prefix: "bili", StreamMaxAge: 720 * time.Hour, DeliveryGiveUp: 24 * time.Hour}
 }
 
 func TestValidate(t *testing.T) {
@@ -32,6 +32,37 @@ func TestValidate(t *testing.T) {
 		{"give-up too short", func(c *config.Config) { c.DeliveryGiveUp = time.Second }, "DELIVERY_GIVE_UP"},
 		{"give-up beyond the stream", func(c *config.Config) { c.DeliveryGiveUp = 800 * time.Hour }, "DELIVERY_GIVE_UP"},
 		{"give-up of a week", func(c *config.Config) { c.DeliveryGiveUp = 7 * 24 * time.Hour }, ""},
+
+		// NATS access: the embedded server's listener and the login.
+		{"embedded, loopback, no login", func(c *config.Config) { c.NATSListen = "127.0.0.1:4222" }, ""},
+		{"embedded, other loopback address", func(c *config.Config) { c.NATSListen = "127.0.0.2:4222" }, ""},
+		{"embedded, localhost", func(c *config.Config) { c.NATSListen = "localhost:4222" }, ""},
+		{"embedded, IPv6 loopback", func(c *config.Config) { c.NATSListen = "[::1]:4222" }, ""},
+		{"embedded, in-process only", func(c *config.Config) { c.NATSListen = "off" }, ""},
+		{"embedded, every interface, no login", func(c *config.Config) { c.NATSListen = "0.0.0.0:4222" },
+			"NATS_LISTEN=0.0.0.0:4222 is reachable from other hosts: set NATS_USER and NATS_PASSWORD (or keep NATS_LISTEN on 127.0.0.1)"},
+		{"embedded, empty host, no login", func(c *config.Config) { c.NATSListen = ":4222" }, "NATS_LISTEN=:4222 is reachable"},
+		{"embedded, IPv6 any, no login", func(c *config.Config) { c.NATSListen = "[::]:4222" }, "NATS_LISTEN=[::]:4222 is reachable"},
+		{"embedded, a LAN address, no login", func(c *config.Config) { c.NATSListen = "192.168.1.5:4222" }, "NATS_LISTEN=192.168.1.5:4222 is reachable"},
+		{"embedded, a host name, no login", func(c *config.Config) { c.NATSListen = "nats.internal:4222" }, "NATS_LISTEN=nats.internal:4222 is reachable"},
+		{"embedded, every interface, with login", func(c *config.Config) {
+			c.NATSListen, c.NATSUser, c.NATSPassword = "0.0.0.0:4222", "ops", "pw"
+		}, ""},
+		{"embedded, loopback, with login", func(c *config.Config) { c.NATSUser, c.NATSPassword = "ops", "pw" }, ""},
+		{"embedded, malformed listen", func(c *config.Config) { c.NATSListen = "0.0.0.0" }, "NATS_LISTEN=0.0.0.0: want host:port"},
+		{"embedded, bad port", func(c *config.Config) { c.NATSListen = "127.0.0.1:http" }, "bad port"},
+		{"user without password", func(c *config.Config) { c.NATSListen, c.NATSUser = "0.0.0.0:4222", "ops" },
+			"set both NATS_USER and NATS_PASSWORD, or neither"},
+		{"password without user", func(c *config.Config) { c.NATSPassword = "pw" }, "set both NATS_USER and NATS_PASSWORD"},
+		{"external, with login", func(c *config.Config) {
+			c.NATSURL, c.NATSListen, c.NATSUser, c.NATSPassword = "nats://n:4222", "0.0.0.0:4222", "ops", "pw"
+		}, ""},
+		{"external: the listener is unused", func(c *config.Config) { c.NATSURL, c.NATSListen = "nats://n:4222", "0.0.0.0:4222" }, ""},
+		{"external, user without password", func(c *config.Config) { c.NATSURL, c.NATSUser = "nats://n:4222", "ops" }, "set both"},
+		{"external, creds file", func(c *config.Config) { c.NATSURL, c.NATSCreds = "nats://n:4222", "/run/nats.creds" }, ""},
+		{"creds file and login", func(c *config.Config) {
+			c.NATSURL, c.NATSCreds, c.NATSUser, c.NATSPassword = "nats://n:4222", "/run/nats.creds", "ops", "pw"
+		}, "NATS_CREDS and NATS_USER/NATS_PASSWORD are both set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +76,30 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %v, want one naming %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLoadRefusesReachableNATSWithoutLogin: the refusal comes from Load,
+// before anything starts, in one sentence.
+func TestLoadRefusesReachableNATSWithoutLogin(t *testing.T) {
+	t.Setenv("DATA_DIR", t.TempDir())
+	t.Setenv("NATS_URL", "")
+	t.Setenv("NATS_USER", "")
+	t.Setenv("NATS_PASSWORD", "")
+	t.Setenv("NATS_LISTEN", "0.0.0.0:4222")
+	_, err := config.Load()
+	const want = "NATS_LISTEN=0.0.0.0:4222 is reachable from other hosts: set NATS_USER and NATS_PASSWORD (or keep NATS_LISTEN on 127.0.0.1)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Load: %v\nwant %s", err, want)
+	}
+	t.Setenv("NATS_USER", "ops")
+	t.Setenv("NATS_PASSWORD", "s3cr3t-nats")
+	c, err := config.Load()
+	if err != nil {
+		t.Fatalf("with a login: %v", err)
+	}
+	if c.NATSUser != "ops" || c.NATSPassword != "s3cr3t-nats" {
+		t.Errorf("login read as %q/%q", c.NATSUser, c.NATSPassword)
 	}
 }
 
@@ -84,8 +139,8 @@ func TestCredentialsEnvironmentWinsOverFile(t *testing.T) {
 
 func TestStringHidesSecrets(t *testing.T) {
 	c := valid()
-	c.SESSDATA, c.BiliJct, c.APIToken, c.WebhookSecret, c.TelegramToken, c.DiscordToken, c.RefreshToken, c.TelegramWebhookSecret =
-		"s3cr3t-sess", "s3cr3t-jct", "s3cr3t-api", "whsec_s3cr3t", "123:s3cr3t", "s3cr3t-discord", "s3cr3t-refresh", "s3cr3t-tghook"
+	c.SESSDATA, c.BiliJct, c.APIToken, c.WebhookSecret, c.TelegramToken, c.DiscordToken, c.RefreshToken, c.TelegramWebhookSecret, c.NATSPassword =
+		"s3cr3t-sess", "s3cr3t-jct", "s3cr3t-api", "whsec_s3cr3t", "123:s3cr3t", "s3cr3t-discord", "s3cr3t-refresh", "s3cr3t-tghook", "s3cr3t-nats"
 	for _, out := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c)} {
 		if strings.Contains(out, "s3cr3t") {
 			t.Errorf("secret in %s", out)

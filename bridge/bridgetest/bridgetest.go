@@ -19,13 +19,23 @@ import (
 type Server struct {
 	*server.Server
 	URL string
+	// User and Password are the login the server requires, if any.
+	User, Password string
 }
 
 // StartServer starts a JetStream server storing under a temp dir; it is
-// shut down when the test ends.
+// shut down when the test ends. Its clients need no login.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
-	ns, err := bridge.StartEmbedded(bridge.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), MaxStore: 1 << 30, MaxMemory: 64 << 20})
+	return StartServerWithLogin(t, "", "")
+}
+
+// StartServerWithLogin starts a server like StartServer that requires
+// user and password of every client (none when both are empty).
+func StartServerWithLogin(t testing.TB, user, password string) *Server {
+	t.Helper()
+	ns, err := bridge.StartEmbedded(bridge.EmbeddedConfig{Listen: "127.0.0.1:0", User: user, Password: password,
+		StoreDir: t.TempDir(), MaxStore: 1 << 30, MaxMemory: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,13 +43,14 @@ func StartServer(t testing.TB) *Server {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	})
-	return &Server{Server: ns, URL: "nats://" + ns.Addr().String()}
+	return &Server{Server: ns, URL: "nats://" + ns.Addr().String(), User: user, Password: password}
 }
 
-// Connect opens a client connection to s, closed when the test ends.
+// Connect opens a client connection to s, with its login, closed when the
+// test ends.
 func (s *Server) Connect(t testing.TB) *bridge.Conn {
 	t.Helper()
-	c, err := bridge.Connect(context.Background(), bridge.NATSConfig{URL: s.URL, Name: t.Name()})
+	c, err := bridge.Connect(context.Background(), bridge.NATSConfig{URL: s.URL, User: s.User, Password: s.Password, Name: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
