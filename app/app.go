@@ -192,7 +192,7 @@ func Run(ctx context.Context, opts Options) error {
 			Logger: alog, Metrics: pollMetrics,
 		})
 		acct := &Account{UID: uid, Name: name, Client: client, Poller: p,
-			Outbox: &bridge.Outbox{NC: conn.NC, JS: conn.JS, State: store.State, Subjects: subjects, AccountUID: uid}}
+			Outbox: &bridge.Outbox{NC: conn.NC, JS: conn.JS, Records: store.Records, Subjects: subjects, AccountUID: uid}}
 		a.Accounts = append(a.Accounts, acct)
 		t.Go(fmt.Sprintf("poller %d", uid), func() error { return p.Run(ctx) })
 		if login.File == "" && login.Credentials.RefreshToken != "" {
@@ -206,7 +206,7 @@ func Run(ctx context.Context, opts Options) error {
 			t.Go(fmt.Sprintf("credentials keeper %d", uid), func() error { return keeper.Run(ctx) })
 		}
 		sender := bridge.NewSender(bridge.SenderConfig{
-			AccountUID: uid, API: client, Outbox: store.Outbox, State: store.State,
+			AccountUID: uid, API: client, Outbox: store.Outbox, Records: store.Records, State: store.State,
 			Publisher: pub, Subjects: subjects, Logger: alog, Images: &images,
 		})
 		t.Go(fmt.Sprintf("sender %d", uid), func() error { return sender.Run(ctx) })

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +52,14 @@ type ValidationError struct{ Reason string }
 
 func (e *ValidationError) Error() string { return e.Reason }
 
+// ConflictError is an idempotency key (command_id) already used for
+// another request: another conversation or other content.
+type ConflictError struct{ CommandID string }
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("the idempotency key %q was already used for a different message", e.CommandID)
+}
+
 // Validate checks r the way the sender will, so that callers hear about
 // a bad request at once rather than from a send.failed event.
 func (r SendRequest) Validate() error {
@@ -81,22 +90,27 @@ type SendOutcome struct {
 type Outbox struct {
 	NC *nats.Conn
 	JS jetstream.JetStream
-	// State is the KV bucket of command outcomes (Store.State). Optional:
-	// with it, a command that already finished is answered from its
-	// record without waiting.
-	State      jetstream.KeyValue
+	// Records is the KV bucket of command records (Store.Records). Submit
+	// records each command before queuing it, so that a reused
+	// idempotency key is recognised and a finished command is answered
+	// from its record. Required.
+	Records    jetstream.KeyValue
 	Subjects   events.Subjects
 	AccountUID int64
 	// PublishTimeout bounds queuing the command; default 10s.
 	PublishTimeout time.Duration
 }
 
-// Submit queues req on stream BILI_OUTBOX with Nats-Msg-Id = command_id,
+// Submit records req as a queued command (KV Records) and queues it on
+// stream BILI_OUTBOX with Nats-Msg-Id = OutboxMsgID(account, command_id),
 // so a retry with the same command_id inside the stream's duplicate
 // window (24h) is dropped, and the sender sends a command_id at most once
-// in any case. With wait > 0 it then waits up to wait for the result; a
-// command that already finished returns its recorded result at once.
-// Errors are a *ValidationError for a bad request, or a failure to queue.
+// in any case. The same command_id asked again for the same conversation
+// and content is the same command (its outcome is returned); for anything
+// else it is a *ConflictError. With wait > 0 Submit then waits up to wait
+// for the result; a command that already finished returns its recorded
+// result at once. Other errors are a *ValidationError for a bad request,
+// or a failure to queue.
 func (o *Outbox) Submit(ctx context.Context, req SendRequest, wait time.Duration) (*SendOutcome, error) {
 	if req.AccountUID != 0 && req.AccountUID != o.AccountUID {
 		return nil, fmt.Errorf("outbox of account %d asked to send as account %d", o.AccountUID, req.AccountUID)
@@ -114,6 +128,10 @@ func (o *Outbox) Submit(ctx context.Context, req SendRequest, wait time.Duration
 	}
 	out := &SendOutcome{CommandID: cmd.CommandID}
 	resultID := events.SendResultID(o.AccountUID, cmd.CommandID)
+	created, err := o.record(ctx, cmd.CommandID, req)
+	if err != nil {
+		return nil, err
+	}
 
 	// Subscribe before publishing, so a fast result cannot slip by.
 	var results chan *nats.Msg
@@ -139,10 +157,16 @@ func (o *Outbox) Submit(ctx context.Context, req SendRequest, wait time.Duration
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	pub := &Publisher{JS: o.JS}
-	_, err = pub.PublishRaw(pctx, o.Subjects.Send(o.AccountUID, req.SessionType, req.TalkerID), cmd.CommandID, data, nil)
+	ack, err := pub.PublishRaw(pctx, o.Subjects.Send(o.AccountUID, req.SessionType, req.TalkerID), OutboxMsgID(o.AccountUID, cmd.CommandID), data, nil)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("queuing the send command: %w", err)
+	}
+	if ack.Duplicate && created {
+		// Someone queued this command_id without a record (straight onto
+		// NATS): it is not the request this caller made.
+		o.forget(ctx, cmd.CommandID)
+		return nil, &ConflictError{CommandID: cmd.CommandID}
 	}
 	if wait <= 0 {
 		return out, nil
@@ -184,14 +208,54 @@ func (o *Outbox) Submit(ctx context.Context, req SendRequest, wait time.Duration
 	}
 }
 
-// recorded fills out from the command's KV record when it is done.
-func (o *Outbox) recorded(ctx context.Context, out *SendOutcome) bool {
-	if o.State == nil {
-		return false
-	}
+// record creates the command's record, state queued, unless it exists:
+// then the request must be the same one (same conversation and content).
+// It reports whether it created the record.
+func (o *Outbox) record(ctx context.Context, id string, req SendRequest) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	rec, _, err := loadCommand(ctx, o.State, CommandKey(o.AccountUID, out.CommandID))
+	rec := &commandRecord{CommandID: id, State: cmdQueued, SessionType: req.SessionType, TalkerID: req.TalkerID, RequestHash: requestHash(req)}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	key := CommandKey(o.AccountUID, id)
+	_, err = o.Records.Create(ctx, key, b)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return false, fmt.Errorf("recording the send command: %w", err)
+	}
+	old, _, err := loadCommand(ctx, o.Records, key)
+	if err != nil {
+		return false, fmt.Errorf("reading the send command's record: %w", err)
+	}
+	if old != nil && old.RequestHash != "" && old.RequestHash != rec.RequestHash {
+		return false, &ConflictError{CommandID: id}
+	}
+	return false, nil
+}
+
+// forget removes a record record created for nothing.
+func (o *Outbox) forget(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = o.Records.Delete(ctx, CommandKey(o.AccountUID, id))
+}
+
+// requestHash identifies a request's conversation and content.
+func requestHash(req SendRequest) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\x00%d\x00%s\x00%s", req.SessionType, req.TalkerID, req.Command.Text, req.Command.ImageURL)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// recorded fills out from the command's KV record when it is done.
+func (o *Outbox) recorded(ctx context.Context, out *SendOutcome) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	rec, _, err := loadCommand(ctx, o.Records, CommandKey(o.AccountUID, out.CommandID))
 	if err != nil || !rec.done() {
 		return false
 	}
@@ -335,9 +399,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := outbox.Submit(r.Context(), req, d)
 	var ve *ValidationError
+	var ce *ConflictError
 	switch {
 	case errors.As(err, &ve):
 		writeJSON(w, http.StatusBadRequest, apiError{ve.Reason})
+		return
+	case errors.As(err, &ce):
+		writeJSON(w, http.StatusConflict, apiError{ce.Error()})
 		return
 	case err != nil:
 		a.log.Warn("could not queue a send command", "err", err)

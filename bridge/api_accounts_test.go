@@ -15,7 +15,7 @@ func TestAPIPicksTheAccount(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
 	const second int64 = 3546
 	outbox := func(uid int64) *bridge.Outbox {
-		return &bridge.Outbox{NC: r.conn.NC, JS: r.conn.JS, State: r.store.State, Subjects: r.subjects, AccountUID: uid}
+		return &bridge.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, AccountUID: uid}
 	}
 	api := httptest.NewServer(bridge.NewAPI(bridge.APIConfig{Token: apiToken, Outboxes: []*bridge.Outbox{outbox(sndUID), outbox(second)}}))
 	t.Cleanup(api.Close)
@@ -49,7 +49,7 @@ func TestAPIPicksTheAccount(t *testing.T) {
 func TestAPIRefusesHugeInputsCleanly(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
 	api := httptest.NewServer(bridge.NewAPI(bridge.APIConfig{Token: apiToken, Outboxes: []*bridge.Outbox{
-		{NC: r.conn.NC, JS: r.conn.JS, State: r.store.State, Subjects: r.subjects, AccountUID: sndUID}}}))
+		{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, AccountUID: sndUID}}}))
 	t.Cleanup(api.Close)
 	for _, tc := range []struct {
 		name string

@@ -28,7 +28,7 @@ func (r *sendRig) apiServer(token string, wait time.Duration) *httptest.Server {
 	srv := bridge.NewHTTPServer("127.0.0.1:0", prometheus.NewRegistry(), func() error { return nil }, slog.New(slog.DiscardHandler))
 	srv.Handle(bridge.MessagesPattern, bridge.NewAPI(bridge.APIConfig{
 		Token: token,
-		Outboxes: []*bridge.Outbox{{NC: r.conn.NC, JS: r.conn.JS, State: r.store.State,
+		Outboxes: []*bridge.Outbox{{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records,
 			Subjects: r.subjects, AccountUID: sndUID}},
 		Wait: wait,
 	}))

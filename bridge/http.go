@@ -97,6 +97,12 @@ func (s *HTTPServer) Run(ctx context.Context) error {
 		}
 	}
 	ln := s.ln
+	// Requests run under base, which ends when shutdown begins: a request
+	// waiting for an outcome (?wait=true) answers with what it has (202,
+	// queued) instead of holding the shutdown up past its grace.
+	base, stopRequests := context.WithCancel(context.Background())
+	defer stopRequests()
+	s.srv.BaseContext = func(net.Listener) context.Context { return base }
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	select {
@@ -104,6 +110,7 @@ func (s *HTTPServer) Run(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
+	stopRequests()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(shutdownCtx); err != nil {

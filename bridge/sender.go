@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/kvkey"
 )
 
 // SenderAPI is what the sender needs from the Bilibili client
@@ -65,9 +67,12 @@ type SenderConfig struct {
 	// (subjects <prefix>.<uid>.send.>).
 	AccountUID int64
 	API        SenderAPI
-	// Outbox is stream BILI_OUTBOX; State is the KV bucket holding command
-	// outcomes and progress (Store.State).
+	// Outbox is stream BILI_OUTBOX. Records is the KV bucket of command
+	// progress and outcomes and of which message went out for which
+	// command (Store.Records); State holds the 24-hour send block
+	// (Store.State).
 	Outbox    jetstream.Stream
+	Records   jetstream.KeyValue
 	State     jetstream.KeyValue
 	Publisher *Publisher
 	Subjects  events.Subjects
@@ -97,22 +102,18 @@ type SenderConfig struct {
 // whose outcome is recorded is never sent again (its result is published
 // again instead), and a long text split into parts resumes after the last
 // part that went out. Before each send_msg the part is marked in flight;
-// when a send ends in a timeout or another transient error (the message
-// may have gone out), the conversation's newest messages are searched for
-// it before anything is sent again.
+// when a send ends without a definite answer (a timeout, a server error,
+// a code nobody knows: the message may have gone out), the conversation
+// is searched back to the send's start for it before anything is sent
+// again. Every message that went out is recorded against its command
+// (SentKey), so that an identical message of another command, earlier or
+// from before a restart, is never taken for this one.
 type Sender struct {
 	cfg SenderConfig
 	log *slog.Logger
 
 	mu           sync.Mutex
 	blockedUntil time.Time
-	recent       []sentKey // messages this sender sent, newest last
-}
-
-// sentKey is a message sent for a command.
-type sentKey struct {
-	msgKey    uint64
-	commandID string
 }
 
 // NewSender returns a sender for cfg.
@@ -141,24 +142,24 @@ func NewSender(cfg SenderConfig) *Sender {
 // SenderConsumerName is the durable consumer of account uid's sender.
 func SenderConsumerName(uid int64) string { return "sender_" + strconv.FormatInt(uid, 10) }
 
-// CommandKey is the KV key (bucket State) of a command's progress and
-// outcome: cmd.<uid>.<command_id>, with command ids outside [A-Za-z0-9_-]
-// replaced by a SHA-256 ("h=<hex>", which no plain id can equal).
+// CommandKey is the KV key (bucket Records) of a command's progress and
+// outcome: cmd.<uid>.<command_id> (see kvkey for ids that are not plain).
 func CommandKey(uid int64, commandID string) string {
-	return "cmd." + strconv.FormatInt(uid, 10) + "." + kvToken(commandID)
+	return kvkey.Join("cmd", strconv.FormatInt(uid, 10), commandID)
 }
 
-func kvToken(s string) string {
-	plain := s != "" && len(s) <= MaxCommandIDLen
-	for i := 0; plain && i < len(s); i++ {
-		c := s[i]
-		plain = c == '-' || c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-	}
-	if plain {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	return "h=" + hex.EncodeToString(sum[:])
+// SentKey is the KV key (bucket Records) that says which command a
+// message the account sent belongs to: sent.<uid>.<msg_key>.
+func SentKey(uid int64, msgKey uint64) string {
+	return kvkey.Join("sent", strconv.FormatInt(uid, 10), strconv.FormatUint(msgKey, 10))
+}
+
+// OutboxMsgID is the Nats-Msg-Id of a command on BILI_OUTBOX:
+// "<uid>:<command_id>". The account is part of it because the outbox is
+// shared by every account: the same idempotency key used for two
+// accounts is two commands.
+func OutboxMsgID(uid int64, commandID string) string {
+	return strconv.FormatInt(uid, 10) + ":" + commandID
 }
 
 func blockedKey(uid int64) string { return "sender." + strconv.FormatInt(uid, 10) + ".blocked" }
@@ -179,6 +180,7 @@ func ValidCommandID(id string) bool {
 
 // Command states in KV.
 const (
+	cmdQueued    = "queued" // accepted by Submit, not yet taken by the sender
 	cmdSending   = "sending"
 	cmdSucceeded = "succeeded"
 	cmdFailed    = "failed"
@@ -190,8 +192,11 @@ type commandRecord struct {
 	State       string    `json:"state"`
 	SessionType int       `json:"session_type"`
 	TalkerID    uint64    `json:"talker_id,string"`
-	Started     time.Time `json:"started"`
+	Started     time.Time `json:"started,omitzero"`
 	Attempts    int       `json:"attempts"`
+	// RequestHash identifies what was asked (conversation and content),
+	// so that an idempotency key reused for something else is refused.
+	RequestHash string `json:"request_hash,omitempty"`
 	// MsgKeys are the parts sent so far, in order.
 	MsgKeys []string `json:"msg_keys,omitempty"`
 	// InFlight is the part whose send_msg started without a known
@@ -302,7 +307,7 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) {
 	log := s.log.With("command_id", id, "conversation", conv.Subject())
 	key := CommandKey(s.cfg.AccountUID, id)
 
-	rec, rev, err := loadCommand(hctx, s.cfg.State, key)
+	rec, rev, err := loadCommand(hctx, s.cfg.Records, key)
 	if err != nil {
 		s.retryLater(ctx, msg, log, "reading the command's record", err)
 		return
@@ -313,7 +318,13 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if rec == nil {
-		rec = &commandRecord{CommandID: id, State: cmdSending, SessionType: conv.SessionType, TalkerID: conv.TalkerID, Started: s.cfg.Now()}
+		rec = &commandRecord{CommandID: id, SessionType: conv.SessionType, TalkerID: conv.TalkerID}
+	}
+	if rec.State == "" || rec.State == cmdQueued {
+		rec.State = cmdSending
+	}
+	if rec.Started.IsZero() {
+		rec.Started = s.cfg.Now()
 	}
 	st := &cmdState{s: s, key: key, rec: rec, rev: rev, cmd: cmd, conv: conv, log: log}
 
@@ -416,9 +427,9 @@ func (st *cmdState) save(ctx context.Context) error {
 	}
 	var rev uint64
 	if st.rev == 0 {
-		rev, err = st.s.cfg.State.Create(ctx, st.key, b)
+		rev, err = st.s.cfg.Records.Create(ctx, st.key, b)
 	} else {
-		rev, err = st.s.cfg.State.Update(ctx, st.key, b, st.rev)
+		rev, err = st.s.cfg.Records.Update(ctx, st.key, b, st.rev)
 	}
 	if err != nil {
 		return &recordError{err}
@@ -475,9 +486,11 @@ func (st *cmdState) attempt(ctx context.Context) error {
 		}
 		st.rec.InFlight = nil
 		if key != 0 {
-			st.log.Info("the send that timed out went out; not sending it again", "part", fl.Part, "msg_key", key)
+			st.log.Info("the send without an answer went out; not sending it again", "part", fl.Part, "msg_key", key)
+			if err := s.claim(ctx, key, st.rec.CommandID); err != nil {
+				return &recordError{err}
+			}
 			st.rec.MsgKeys = append(st.rec.MsgKeys, strconv.FormatUint(key, 10))
-			s.remember(key, st.rec.CommandID)
 		}
 		if err := st.save(ctx); err != nil {
 			return err
@@ -505,9 +518,11 @@ func (st *cmdState) attempt(ctx context.Context) error {
 			}
 			return err
 		}
+		if err := s.claim(ctx, res.MsgKey, st.rec.CommandID); err != nil {
+			return &recordError{err}
+		}
 		st.rec.InFlight = nil
 		st.rec.MsgKeys = append(st.rec.MsgKeys, strconv.FormatUint(res.MsgKey, 10))
-		s.remember(res.MsgKey, st.rec.CommandID)
 		if err := st.save(ctx); err != nil {
 			return err
 		}
@@ -515,54 +530,94 @@ func (st *cmdState) attempt(ctx context.Context) error {
 	return nil
 }
 
-// findSent looks for a part in the newest page of the conversation: sent
-// by the account, same type and content, stamped no earlier than the send
-// began (less some slack), and not a message already accounted for. It
+// findSent looks for a part among the conversation's messages since the
+// send began (less some slack), paging back as far as that: sent by the
+// account, same type and content, and not a message that belongs to a
+// command already (SentKey) — an identical text sent for another
+// command a moment earlier, or before a restart, is not this one. It
 // returns its msg_key, or 0.
 func (s *Sender) findSent(ctx context.Context, st *cmdState, part string, since time.Time) (uint64, error) {
-	page, err := s.cfg.API.FetchSessionMsgs(ctx, bilibili.FetchParams{SessionType: st.conv.SessionType, TalkerID: st.conv.TalkerID, Size: 20})
-	if err != nil {
-		return 0, err
-	}
-	known := map[string]bool{}
-	for _, k := range st.rec.MsgKeys {
-		known[k] = true
-	}
-	// Messages sent for other commands (the same text twice in a row)
-	// are not this one.
-	s.mu.Lock()
-	for _, k := range s.recent {
-		if k.commandID != st.rec.CommandID {
-			known[strconv.FormatUint(k.msgKey, 10)] = true
-		}
-	}
-	s.mu.Unlock()
 	wantType := bilibili.MsgTypeText
 	if st.cmd.Text == "" {
 		wantType = bilibili.MsgTypeImage
 	}
 	earliest := since.Add(-echoSlack).Unix()
-	for i := range page.Messages { // newest first
-		m := &page.Messages[i]
-		if m.SenderUID != s.cfg.AccountUID || m.MsgType != wantType || m.Timestamp < earliest || known[strconv.FormatUint(m.MsgKey, 10)] {
-			continue
-		}
-		c, err := m.Decode()
+	var end uint64
+	for range maxFindPages {
+		page, err := s.cfg.API.FetchSessionMsgs(ctx, bilibili.FetchParams{SessionType: st.conv.SessionType, TalkerID: st.conv.TalkerID, EndSeqno: end, Size: findPageSize})
 		if err != nil {
-			continue
+			return 0, err
 		}
-		switch c := c.(type) {
-		case *bilibili.TextContent:
-			if c.Content == part || strings.TrimSpace(c.Content) == strings.TrimSpace(part) {
+		older := false
+		for i := range page.Messages { // newest first
+			m := &page.Messages[i]
+			if m.Timestamp < earliest {
+				older = true
+				continue
+			}
+			if m.SenderUID != s.cfg.AccountUID || m.MsgType != wantType || slices.Contains(st.rec.MsgKeys, strconv.FormatUint(m.MsgKey, 10)) {
+				continue
+			}
+			if !sameContent(m, part) {
+				continue
+			}
+			owner, err := s.owner(ctx, m.MsgKey)
+			if err != nil {
+				return 0, err
+			}
+			if owner == "" || owner == st.rec.CommandID {
 				return m.MsgKey, nil
 			}
-		case *bilibili.ImageContent:
-			if c.URL == part {
-				return m.MsgKey, nil
-			}
 		}
+		if older || !page.HasMore || len(page.Messages) == 0 {
+			return 0, nil
+		}
+		end = page.MinSeqno
 	}
-	return 0, nil
+	return 0, fmt.Errorf("more than %d pages of messages since the send began", maxFindPages)
+}
+
+// The look-back of findSent: pages of findPageSize, at most maxFindPages
+// (a fan group can be busy; the send began minutes ago at most).
+const (
+	findPageSize = 50
+	maxFindPages = 40
+)
+
+func sameContent(m *bilibili.Message, part string) bool {
+	c, err := m.Decode()
+	if err != nil {
+		return false
+	}
+	switch c := c.(type) {
+	case *bilibili.TextContent:
+		return c.Content == part || strings.TrimSpace(c.Content) == strings.TrimSpace(part)
+	case *bilibili.ImageContent:
+		return c.URL == part
+	}
+	return false
+}
+
+// claim records that message msgKey went out for commandID.
+func (s *Sender) claim(ctx context.Context, msgKey uint64, commandID string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Records.Put(ctx, SentKey(s.cfg.AccountUID, msgKey), []byte(commandID)); err != nil {
+		return fmt.Errorf("recording message %d of command %s: %w", msgKey, commandID, err)
+	}
+	return nil
+}
+
+// owner returns the command message msgKey went out for, or "".
+func (s *Sender) owner(ctx context.Context, msgKey uint64) (string, error) {
+	e, err := s.cfg.Records.Get(ctx, SentKey(s.cfg.AccountUID, msgKey))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(e.Value()), nil
 }
 
 func (st *cmdState) finishSucceeded() {
@@ -645,15 +700,6 @@ func (s *Sender) keepAlive(ctx context.Context, msg jetstream.Msg) {
 		case <-t.C:
 			_ = msg.InProgress()
 		}
-	}
-}
-
-func (s *Sender) remember(key uint64, commandID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.recent = append(s.recent, sentKey{key, commandID})
-	if len(s.recent) > 256 {
-		s.recent = append(s.recent[:0], s.recent[len(s.recent)-128:]...)
 	}
 }
 
@@ -783,7 +829,11 @@ func failureClass(err error) string {
 // fallbackCommandID names a command without a usable command_id, so its
 // failure can still be reported and recorded.
 func fallbackCommandID(msg jetstream.Msg) string {
-	if id := msg.Headers().Get(nats.MsgIdHdr); ValidCommandID(id) {
+	id := msg.Headers().Get(nats.MsgIdHdr)
+	if _, rest, ok := strings.Cut(id, ":"); ok {
+		id = rest
+	}
+	if ValidCommandID(id) {
 		return id
 	}
 	if md, err := msg.Metadata(); err == nil {

@@ -75,7 +75,7 @@ func newSendRig(t *testing.T, opts rigOptions) *sendRig {
 
 func (r *sendRig) senderConfig() bridge.SenderConfig {
 	return bridge.SenderConfig{
-		AccountUID: sndUID, API: r.client, Outbox: r.store.Outbox, State: r.store.State,
+		AccountUID: sndUID, API: r.client, Outbox: r.store.Outbox, Records: r.store.Records, State: r.store.State,
 		Publisher: r.pub, Subjects: r.subjects,
 		RetrySchedule: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
 		Images:        &bridge.ImageFetcher{AllowPrivateNetworks: true, Timeout: 5 * time.Second},
@@ -110,7 +110,7 @@ func (r *sendRig) command(sessionType int, talker uint64, cmd events.SendCommand
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.raw(r.subjects.Send(sndUID, sessionType, talker), cmd.CommandID, data)
+	r.raw(r.subjects.Send(sndUID, sessionType, talker), bridge.OutboxMsgID(sndUID, cmd.CommandID), data)
 }
 
 func (r *sendRig) raw(subject, msgID string, data []byte) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -75,7 +76,9 @@ type Fault struct {
 	Header http.Header
 	// Apply, with Delay, performs the request's action as soon as the request
 	// arrives (e.g. send_msg stores the message) and only holds back the
-	// answer: a send that timed out on the client but happened.
+	// answer: a send that timed out on the client but happened. With Code,
+	// Status or Body instead, it performs the action and answers with the
+	// fault: a busy backend that answers -500 after doing the work.
 	Apply bool
 	// Talker, when set, limits the fault to requests about this
 	// conversation (query talker_id, or msg[receiver_id] of a send); other
@@ -202,9 +205,12 @@ func (s *Server) Client() *http.Client {
 	return s.ts.Client()
 }
 
-// Close stops a server started with NewServer.
+// Close stops a server started with NewServer. Connections are closed
+// first, so that a request held by a Delay fault ends now rather than
+// when its delay runs out.
 func (s *Server) Close() {
 	if s.ts != nil {
+		s.ts.CloseClientConnections()
 		s.ts.Close()
 	}
 }
@@ -443,9 +449,14 @@ func (s *Server) serveFault(w *codeWriter, r *http.Request, ep string, f *Fault)
 			_, _ = w.Write(rec.Body.Bytes())
 			return
 		}
+		// A request whose body is unread is not watched for its client
+		// going away: read it, so that the delay ends with the client.
+		_, _ = io.Copy(io.Discard, r.Body)
 		if !sleepCtx(r.Context(), f.Delay) {
 			return
 		}
+	} else if f.Apply && (f.Code != 0 || f.Status != 0 || f.Body != "") {
+		s.serve(&codeWriter{ResponseWriter: httptest.NewRecorder()}, r.WithContext(context.WithoutCancel(r.Context())), ep)
 	}
 	status := f.Status
 	if status == 0 {

@@ -214,10 +214,11 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ob := &bridge.Outbox{NC: nc, JS: js, Subjects: events.Subjects{Prefix: cfg.Prefix}, AccountUID: uid}
-	if kv, err := js.KeyValue(ctx, bridge.BucketState); err == nil {
-		ob.State = kv
+	records, err := js.KeyValue(ctx, bridge.BucketRecords)
+	if err != nil {
+		return fmt.Errorf("send: the bridge's KV bucket %s is missing (is `bilibridge run` up to date and running?): %w", bridge.BucketRecords, err)
 	}
+	ob := &bridge.Outbox{NC: nc, JS: js, Records: records, Subjects: events.Subjects{Prefix: cfg.Prefix}, AccountUID: uid}
 	st := 1
 	if *group {
 		st = 2

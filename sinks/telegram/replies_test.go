@@ -83,7 +83,7 @@ func TestReplyRoutingFlat(t *testing.T) {
 // stays empty.
 func TestNotAllowedUserQueuesNothing(t *testing.T) {
 	e := newEnv(t)
-	ob := &bridge.Outbox{NC: e.conn.NC, JS: e.conn.JS, State: e.kv, Subjects: events.Subjects{}, AccountUID: accountUID}
+	ob := &bridge.Outbox{NC: e.conn.NC, JS: e.conn.JS, Records: e.store.Records, Subjects: events.Subjects{}, AccountUID: accountUID}
 	s := e.sink(forumChat, func(c *telegram.Config) { c.AllowedUsers = []int64{alice.ID}; c.Outbox = ob })
 	thread := threadOf(t, e, s)
 	runSink(t, s)
