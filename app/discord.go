@@ -17,7 +17,7 @@ func discordSink(cfg *config.Config, a *App, store *bridge.Store, log *slog.Logg
 	dc, err := discord.New(discord.Config{
 		Token: cfg.DiscordToken, ChannelID: strings.TrimSpace(cfg.DiscordChannelID), APIURL: cfg.DiscordAPIURL,
 		AllowedUsers: discord.SplitIDs(cfg.DiscordAllowedUsers), AllowedRoles: discord.SplitIDs(cfg.DiscordAllowedRoles),
-		State: store.State,
+		State: store.State, Records: store.Records,
 		Outboxes: func(uid int64) discord.Outbox {
 			if acct := a.account(uid); acct != nil {
 				return acct.Outbox

@@ -31,7 +31,7 @@ func telegramSink(cfg *config.Config, a *App, store *bridge.Store, outboxes brid
 	}
 	tcfg := telegram.Config{
 		Token: cfg.TelegramToken, ChatID: chatID, APIURL: cfg.TelegramAPIURL,
-		AllowedUsers: allowed, State: store.State, Logger: log, Outbox: outboxes,
+		AllowedUsers: allowed, State: store.State, Records: store.Records, Logger: log, Outbox: outboxes,
 		MultiAccount: len(a.Accounts) > 1,
 		Status:       func() string { return a.statusText(context.Background()) },
 		MarkRead: func(ctx context.Context, uid int64, st int, talker uint64) error {

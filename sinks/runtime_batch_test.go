@@ -57,7 +57,7 @@ func TestBacklogMergedIntoFewTelegramMessages(t *testing.T) {
 	const chat int64 = -1001234567890
 	fake := telegramtest.NewServer(t)
 	fake.AddChat(telegramtest.Chat{ID: chat, Title: "inbox", IsForum: true})
-	tg, err := telegram.New(telegram.Config{Token: fake.Token, ChatID: chat, APIURL: fake.URL, State: r.store.State,
+	tg, err := telegram.New(telegram.Config{Token: fake.Token, ChatID: chat, APIURL: fake.URL, State: r.store.State, Records: r.store.Records,
 		HTTPClient: fake.Client(), RatePerMinute: 60000, Burst: 100, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestBacklogMergedIntoFewTelegramMessages(t *testing.T) {
 	}
 	// Every event is recorded with the message it ended up in.
 	for _, id := range ids {
-		if _, err := r.store.State.Get(context.Background(), "tg.msg."+fmt.Sprint(chat)+"."+id); err != nil {
+		if _, err := r.store.Records.Get(context.Background(), "tg.msg."+fmt.Sprint(chat)+"."+id); err != nil {
 			t.Errorf("no posted record for %s: %v", id, err)
 		}
 	}

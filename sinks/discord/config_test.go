@@ -20,12 +20,13 @@ func TestNewChecksConfig(t *testing.T) {
 		{"no token", func(c *discord.Config) { c.Token = "" }, "token"},
 		{"bad channel", func(c *discord.Config) { c.ChannelID = "general" }, "channel"},
 		{"no state", func(c *discord.Config) { c.State = nil }, "state"},
+		{"no records", func(c *discord.Config) { c.Records = nil }, "records"},
 		{"bad user", func(c *discord.Config) { c.AllowedUsers = []string{"@bob"} }, "user"},
 		{"bad role", func(c *discord.Config) { c.AllowedRoles = []string{"admins"} }, "role"},
 		{"bad API URL", func(c *discord.Config) { c.APIURL = "ftp://x" }, "API URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := discord.Config{Token: botToken, ChannelID: e.channel, State: e.kv}
+			cfg := discord.Config{Token: botToken, ChannelID: e.channel, State: e.kv, Records: e.records}
 			tc.mod(&cfg)
 			_, err := discord.New(cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

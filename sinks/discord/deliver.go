@@ -81,7 +81,7 @@ func (s *Sink) deliverMessage(ctx context.Context, eventID string, d *events.Mes
 	defer unlock()
 
 	var rec postedRec
-	found, err := s.load(ctx, s.msgKey(eventID), &rec)
+	found, err := s.load(ctx, s.records, s.msgKey(eventID), &rec)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (s *Sink) deliverMessage(ctx context.Context, eventID string, d *events.Mes
 	}
 	if !found && d.Message.Direction == events.DirectionOut {
 		var echo struct{}
-		if seen, err := s.load(ctx, echoKey(d.AccountUID, strconv.FormatUint(d.Message.MsgKey, 10)), &echo); err != nil {
+		if seen, err := s.load(ctx, s.records, echoKey(d.AccountUID, strconv.FormatUint(d.Message.MsgKey, 10)), &echo); err != nil {
 			return err
 		} else if seen {
 			return nil // typed in Discord: the thread shows it already
@@ -119,7 +119,7 @@ func (s *Sink) deliverMessage(ctx context.Context, eventID string, d *events.Mes
 			if i == 0 {
 				rec.Content = parts[i].Content
 			}
-			if err := s.store(ctx, s.msgKey(eventID), &rec); err != nil {
+			if err := s.store(ctx, s.records, s.msgKey(eventID), &rec); err != nil {
 				return err
 			}
 			i++
@@ -168,7 +168,7 @@ func (s *Sink) noteSeqno(ctx context.Context, conv convRec, thread string, seqno
 	}
 	n := *c
 	n.Seqno = seqno
-	if err := s.store(ctx, s.convKey(thread), &n); err != nil {
+	if err := s.store(ctx, s.state, s.convKey(thread), &n); err != nil {
 		s.log.Warn("discord: recording seqno", "err", err)
 		return
 	}
@@ -189,7 +189,7 @@ func (s *Sink) thread(ctx context.Context, conv convRec) (string, error) {
 		return id, nil
 	}
 	var rec threadRec
-	found, err := s.load(ctx, key, &rec)
+	found, err := s.load(ctx, s.state, key, &rec)
 	if err != nil {
 		return "", err
 	}
@@ -303,10 +303,10 @@ func (s *Sink) createThread(ctx context.Context, conv convRec) (string, error) {
 		return "", s.classify("creating a conversation thread", err)
 	}
 	key := s.threadKey(conv)
-	if err := s.store(ctx, s.convKey(ch.ID), &conv); err != nil {
+	if err := s.store(ctx, s.state, s.convKey(ch.ID), &conv); err != nil {
 		return "", err
 	}
-	if err := s.store(ctx, key, &threadRec{ThreadID: ch.ID}); err != nil {
+	if err := s.store(ctx, s.state, key, &threadRec{ThreadID: ch.ID}); err != nil {
 		return "", err
 	}
 	s.remember(key, ch.ID, conv)
@@ -334,7 +334,7 @@ func (s *Sink) webhook(ctx context.Context) (*webhookRec, error) {
 		return h, nil
 	}
 	var rec webhookRec
-	found, err := s.load(ctx, s.webhookKey(), &rec)
+	found, err := s.load(ctx, s.state, s.webhookKey(), &rec)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +358,7 @@ func (s *Sink) webhook(ctx context.Context) (*webhookRec, error) {
 			rec = webhookRec{ID: w.ID, Token: w.Token}
 			s.log.Info("discord: channel webhook created", "webhook", w.ID)
 		}
-		if err := s.store(ctx, s.webhookKey(), &rec); err != nil {
+		if err := s.store(ctx, s.state, s.webhookKey(), &rec); err != nil {
 			return nil, err
 		}
 	}
@@ -386,7 +386,7 @@ func (s *Sink) deliverRecall(ctx context.Context, d *events.RecallData) error {
 	unlock := s.lockConv(s.threadKey(conv))
 	defer unlock()
 	var rec postedRec
-	found, err := s.load(ctx, s.msgKey(events.MessageID(d.AccountUID, d.RecalledMsgKey)), &rec)
+	found, err := s.load(ctx, s.records, s.msgKey(events.MessageID(d.AccountUID, d.RecalledMsgKey)), &rec)
 	if err != nil {
 		return err
 	}
@@ -419,7 +419,7 @@ func (s *Sink) deliverRecall(ctx context.Context, d *events.RecallData) error {
 		return s.classify("marking a message recalled", err)
 	}
 	rec.Content = content
-	return s.store(ctx, s.msgKey(events.MessageID(d.AccountUID, d.RecalledMsgKey)), &rec)
+	return s.store(ctx, s.records, s.msgKey(events.MessageID(d.AccountUID, d.RecalledMsgKey)), &rec)
 }
 
 // parseRef splits an origin ref "<channel>:<message>".
@@ -448,7 +448,7 @@ func (s *Sink) deliverResult(ctx context.Context, eventID string, ok bool, d *ev
 			keys = append(keys, strconv.FormatUint(d.MsgKey, 10))
 		}
 		for _, k := range keys {
-			if err := s.store(ctx, echoKey(d.AccountUID, k), struct{}{}); err != nil {
+			if err := s.store(ctx, s.records, echoKey(d.AccountUID, k), struct{}{}); err != nil {
 				return err
 			}
 		}
@@ -457,7 +457,7 @@ func (s *Sink) deliverResult(ctx context.Context, eventID string, ok bool, d *ev
 		})
 	}
 	var rec postedRec
-	if found, err := s.load(ctx, s.msgKey(eventID), &rec); err != nil || found {
+	if found, err := s.load(ctx, s.records, s.msgKey(eventID), &rec); err != nil || found {
 		return err // replied before (a redelivery)
 	}
 	reason := strings.TrimSpace(d.Error)
@@ -467,7 +467,7 @@ func (s *Sink) deliverResult(ctx context.Context, eventID string, ok bool, d *ev
 	if err := s.reply(ctx, channel, message, "❌ Not sent to Bilibili: "+reason); err != nil {
 		return err
 	}
-	return s.store(ctx, s.msgKey(eventID), &postedRec{ThreadID: channel, Parts: 1, MessageIDs: []string{"reply"}})
+	return s.store(ctx, s.records, s.msgKey(eventID), &postedRec{ThreadID: channel, Parts: 1, MessageIDs: []string{"reply"}})
 }
 
 // reply answers a Discord message in its channel.
@@ -517,7 +517,7 @@ func (s *Sink) deliverStatus(ctx context.Context, d *events.AccountStatusData) e
 		return s.classify("posting the account status", err)
 	}
 	var rec threadRec
-	found, err := s.load(ctx, s.statusKey(), &rec)
+	found, err := s.load(ctx, s.state, s.statusKey(), &rec)
 	if err != nil {
 		return err
 	}
@@ -538,7 +538,7 @@ func (s *Sink) deliverStatus(ctx context.Context, d *events.AccountStatusData) e
 	if err != nil {
 		return s.classify("creating the status post", err)
 	}
-	return s.store(ctx, s.statusKey(), &threadRec{ThreadID: ch.ID})
+	return s.store(ctx, s.state, s.statusKey(), &threadRec{ThreadID: ch.ID})
 }
 
 // convOfThread returns the conversation of a thread of this channel, or
@@ -551,7 +551,7 @@ func (s *Sink) convOfThread(ctx context.Context, thread string) (*convRec, error
 		return c, nil
 	}
 	var rec convRec
-	found, err := s.load(ctx, s.convKey(thread), &rec)
+	found, err := s.load(ctx, s.state, s.convKey(thread), &rec)
 	if err != nil || !found {
 		return nil, err
 	}

@@ -4,9 +4,11 @@
 // Inbound, every Bilibili conversation gets a thread of its own (a post
 // when the channel is a forum), and each message is posted there through a
 // channel webhook with the Bilibili sender's name and avatar. Mentions are
-// always neutralised. The conversation→thread mapping, the posted
-// messages (for de-duplication and recall edits) and the webhook live in
-// the NATS KV bucket of sink state, so they survive restarts.
+// always neutralised. The conversation→thread mapping and the webhook
+// live in the NATS KV bucket of sink state (bili_state), so they survive
+// restarts; the posted messages (for de-duplication and recall edits)
+// and echoes live in the bucket of per-event records (bili_records), and
+// expire with the events (see the keys in state.go).
 //
 // Replies: Run connects to the gateway; a message typed in a conversation
 // thread by an allowed user (or a member with an allowed role) becomes a
@@ -79,8 +81,13 @@ type Config struct {
 	// thread are sent to Bilibili; AllowedRoles the role ids whose members'
 	// are. Both empty: no replies.
 	AllowedUsers, AllowedRoles []string
-	// State is the KV bucket of sink state (bridge.Store.State).
+	// State is the KV bucket of sink state (bridge.Store.State), for
+	// what must last: threads, the webhook. Required.
 	State jetstream.KeyValue
+	// Records is the KV bucket of per-event records (bridge.Store.Records):
+	// what was posted for an event, echoes of replies. They may expire with
+	// the events. Required.
+	Records jetstream.KeyValue
 	// Outboxes returns the outbox that queues replies for an account (the
 	// conversation's account_uid); nil, or a nil result, turns replies off
 	// for it. It is called only from Run's event handling.
@@ -108,7 +115,8 @@ type Sink struct {
 	channel string
 	name    string
 	dg      *discordgo.Session
-	kv      jetstream.KeyValue
+	state   jetstream.KeyValue // Config.State
+	records jetstream.KeyValue // Config.Records
 	log     *slog.Logger
 	users   map[string]bool
 	roles   map[string]bool
@@ -140,6 +148,9 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.State == nil {
 		return nil, errors.New("discord: no state bucket")
 	}
+	if cfg.Records == nil {
+		return nil, errors.New("discord: no records bucket")
+	}
 	users, err := idSet("user", cfg.AllowedUsers)
 	if err != nil {
 		return nil, err
@@ -149,7 +160,7 @@ func New(cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{
-		cfg: cfg, channel: cfg.ChannelID, name: "discord-" + cfg.ChannelID, kv: cfg.State,
+		cfg: cfg, channel: cfg.ChannelID, name: "discord-" + cfg.ChannelID, state: cfg.State, records: cfg.Records,
 		users: users, roles: roles, secrets: []string{cfg.Token},
 		threads: map[string]string{}, convs: map[string]*convRec{}, convMu: map[string]*sync.Mutex{},
 	}

@@ -322,7 +322,7 @@ func TestRepliesThroughRealOutbox(t *testing.T) {
 	st := bridgetest.Provision(t, conn, 0)
 	fake := discordtest.NewT(t, botToken)
 	fake.HeartbeatInterval = 50 * time.Millisecond
-	e := &env{fake: fake, kv: st.State, channel: fake.AddChannel(guildID, discordtest.TypeText, "inbox"), logs: &logBuffer{}}
+	e := &env{fake: fake, kv: st.State, records: st.Records, channel: fake.AddChannel(guildID, discordtest.TypeText, "inbox"), logs: &logBuffer{}}
 	outbox := &bridge.Outbox{NC: conn.NC, JS: conn.JS, Records: st.Records, AccountUID: uid}
 	s := e.sink(t, func(c *discord.Config) {
 		c.Outboxes = func(acct int64) discord.Outbox {

@@ -56,7 +56,8 @@ func (o *fakeOutbox) requests() []bridge.SendRequest {
 
 type env struct {
 	fake    *discordtest.Server
-	kv      jetstream.KeyValue
+	kv      jetstream.KeyValue // Config.State
+	records jetstream.KeyValue // Config.Records
 	channel string
 	outbox  *fakeOutbox
 	logs    *logBuffer
@@ -68,14 +69,14 @@ func newEnv(t *testing.T, typ int) *env {
 	ns := bridgetest.StartServer(t)
 	st := bridgetest.Provision(t, ns.Connect(t), 0)
 	fake := discordtest.NewT(t, botToken)
-	return &env{fake: fake, kv: st.State, channel: fake.AddChannel(guildID, typ, "inbox"), outbox: &fakeOutbox{}, logs: &logBuffer{}}
+	return &env{fake: fake, kv: st.State, records: st.Records, channel: fake.AddChannel(guildID, typ, "inbox"), outbox: &fakeOutbox{}, logs: &logBuffer{}}
 }
 
 // sink is a new Sink on the env, like a process (re)start.
 func (e *env) sink(t *testing.T, mod ...func(*discord.Config)) *discord.Sink {
 	t.Helper()
 	cfg := discord.Config{
-		Token: botToken, ChannelID: e.channel, State: e.kv, Outboxes: func(int64) discord.Outbox { return e.outbox },
+		Token: botToken, ChannelID: e.channel, State: e.kv, Records: e.records, Outboxes: func(int64) discord.Outbox { return e.outbox },
 		HTTPClient: e.fake.Client(), APIURL: discord.DefaultAPIURL,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}

@@ -12,14 +12,28 @@ import (
 	"github.com/bilibridge/bilibridge/events"
 )
 
-// KV keys in the sink state bucket (all under "dc."):
+// KV keys (all under "dc."). What must outlast the events lives in the
+// sink state bucket bili_state (Config.State):
 //
 //	dc.thread.<channel>.<uid>.<session_type>.<talker>  conversation → thread
 //	dc.conv.<channel>.<thread>                         thread → conversation
-//	dc.msg.<channel>.<event id>                        posted message ids
 //	dc.webhook.<channel>                               the webhook (id and secret token)
 //	dc.status.<channel>                                forum channels: the status post
+//
+// Records about one event live in bili_records (Config.Records), whose
+// keys expire with the events (STREAM_MAX_AGE after their last write);
+// one is written per DM, so in bili_state they would pile up forever:
+//
+//	dc.msg.<channel>.<event id>                        posted message ids
 //	dc.echo.<uid>.<msg_key>                            a message sent from Discord
+//
+// A record is needed only while its event can still be delivered again,
+// recalled or echoed, that is while the event is in the stream: it is
+// written when the event is delivered, so it outlives it. Replies need no
+// per-message record here: a thread, not the message replied to, names
+// the conversation (dc.conv). Earlier versions wrote the records to
+// bili_state; they are not moved: nothing reads them there any more, and
+// they stay harmlessly.
 
 // threadRec is a conversation's thread.
 type threadRec struct {
@@ -84,9 +98,10 @@ func convOf(uid int64, c events.Conversation) convRec {
 	return convRec{AccountUID: uid, SessionType: c.SessionType, TalkerID: c.TalkerID, Name: c.Name}
 }
 
-// load reads key into v; found is false when the key does not exist.
-func (s *Sink) load(ctx context.Context, key string, v any) (found bool, err error) {
-	e, err := s.kv.Get(ctx, key)
+// load reads key of kv (s.state or s.records) into v; found is false
+// when the key does not exist.
+func (s *Sink) load(ctx context.Context, kv jetstream.KeyValue, key string, v any) (found bool, err error) {
+	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
@@ -94,26 +109,28 @@ func (s *Sink) load(ctx context.Context, key string, v any) (found bool, err err
 		return false, fmt.Errorf("discord: reading %s: %w", key, err)
 	}
 	if err := json.Unmarshal(e.Value(), v); err != nil {
-		s.log.Warn("discord: ignoring a malformed state record", "key", key, "err", err)
+		s.log.Warn("discord: ignoring a malformed record", "key", key, "err", err)
 		return false, nil
 	}
 	return true, nil
 }
 
-// store writes v under key.
-func (s *Sink) store(ctx context.Context, key string, v any) error {
+// store writes v under key of kv (s.state or s.records).
+func (s *Sink) store(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Put(ctx, key, b); err != nil {
+	if _, err := kv.Put(ctx, key, b); err != nil {
 		return fmt.Errorf("discord: writing %s: %w", key, err)
 	}
 	return nil
 }
 
+// forget deletes a key of the state bucket: only lasting mappings are
+// ever dropped; records expire by themselves.
 func (s *Sink) forget(ctx context.Context, key string) {
-	if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := s.state.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		s.log.Warn("discord: deleting state", "key", key, "err", err)
 	}
 }

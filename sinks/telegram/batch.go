@@ -32,7 +32,7 @@ var _ sinks.Batcher = (*Sink)(nil)
 // Every event is recorded under tg.msg.<chat>.<event id> with the message
 // it ended up in, so a redelivered batch posts nothing twice, and the
 // parts of a merged message under tg.merged.<chat>.<message id>, so that a
-// recall edits only its own part: the part is struck through under the
+// recall edits only its own part (both in Config.Records): the part is struck through under the
 // recall note, the rest of the message stays as it was.
 func (s *Sink) DeliverBatch(ctx context.Context, evs []events.Event) error {
 	forum, err := s.isForum(ctx)
@@ -157,7 +157,7 @@ func (s *Sink) mergeable(ctx context.Context, ev events.Event) (mergeItem, int, 
 	}
 	if d.Message.Direction == events.DirectionOut {
 		// The echo of a reply sent from Telegram is left to Deliver.
-		_, err := s.cfg.State.Get(ctx, echoKey(d.AccountUID, d.Message.MsgKey))
+		_, err := s.cfg.Records.Get(ctx, echoKey(d.AccountUID, d.Message.MsgKey))
 		if err == nil {
 			return mergeItem{}, batchSingle, nil
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -233,7 +233,7 @@ func (s *Sink) postMerged(ctx context.Context, run []mergeItem, forum bool) erro
 	}
 	batch := rand.Text()
 	for i, it := range run[1:] {
-		if err := s.saveJSON(ctx, it.key, postedRecord{Merged: true, Part: i + 1, Lead: run[0].ev.ID, Batch: batch}); err != nil {
+		if err := s.saveJSON(ctx, s.cfg.Records, it.key, postedRecord{Merged: true, Part: i + 1, Lead: run[0].ev.ID, Batch: batch}); err != nil {
 			return fmt.Errorf("telegram: recording a merged message's parts: %w", err)
 		}
 	}
@@ -242,22 +242,20 @@ func (s *Sink) postMerged(ctx context.Context, run []mergeItem, forum bool) erro
 		return err
 	}
 	lead := postedRecord{Done: true, Thread: t.thread, IDs: []int{id}, Merged: true, Batch: batch}
-	if err := s.saveJSON(ctx, run[0].key, lead); err != nil {
+	if err := s.saveJSON(ctx, s.cfg.Records, run[0].key, lead); err != nil {
 		return fmt.Errorf("telegram: recording the posted messages: %w", err)
 	}
 	s.log.Debug("backlog merged into one message", "events", len(run), "message", id)
 	if !forum {
-		if _, err := s.cfg.State.Put(ctx, "tg.conv."+s.chatTok+"."+strconv.Itoa(id), []byte(conv.String())); err != nil {
-			s.log.Warn("could not record the conversation of a posted message; replies to it will be ignored", "err", err)
-		}
+		s.recordConv(ctx, id, conv)
 	}
-	if err := s.saveJSON(ctx, s.mergedKey(id), rec); err != nil {
+	if err := s.saveJSON(ctx, s.cfg.Records, s.mergedKey(id), rec); err != nil {
 		s.log.Warn("could not record a merged message's parts; recalls will not show on it", "message", id)
 	}
 	// The parts are recorded already (through the first one); their own
 	// records only spare later readers the indirection.
 	for i, it := range run[1:] {
-		_ = s.saveJSON(ctx, it.key, postedRecord{Done: true, Thread: t.thread, IDs: []int{id}, Merged: true, Part: i + 1})
+		_ = s.saveJSON(ctx, s.cfg.Records, it.key, postedRecord{Done: true, Thread: t.thread, IDs: []int{id}, Merged: true, Part: i + 1})
 	}
 	return nil
 }
@@ -265,7 +263,7 @@ func (s *Sink) postMerged(ctx context.Context, run []mergeItem, forum bool) erro
 // recallMerged marks the recalled part of a merged message.
 func (s *Sink) recallMerged(ctx context.Context, eventID string, posted postedRecord, note string) error {
 	msgID := posted.IDs[0]
-	e, err := s.cfg.State.Get(ctx, s.mergedKey(msgID))
+	e, err := s.cfg.Records.Get(ctx, s.mergedKey(msgID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		s.log.Info("recall of a part of a merged message whose parts were not recorded; not shown", "event", eventID, "message", msgID)
 		return nil
@@ -280,7 +278,7 @@ func (s *Sink) recallMerged(ctx context.Context, eventID string, posted postedRe
 	// Recorded before the edit: a later recall of another part then keeps
 	// this one, and a retried edit sends the same text.
 	rec.Parts[posted.Part].Note = note
-	if err := s.saveJSON(ctx, s.mergedKey(msgID), rec); err != nil {
+	if err := s.saveJSON(ctx, s.cfg.Records, s.mergedKey(msgID), rec); err != nil {
 		return fmt.Errorf("telegram: recording a recall: %w", err)
 	}
 	if err := s.wait(ctx); err != nil {

@@ -243,7 +243,7 @@ func TestBatchResumesAfterACrash(t *testing.T) {
 			name: "right after the first record of a merged message",
 			evs:  short,
 			crash: func(e *env) (*stuckKV, chan struct{}) {
-				return newStuckKV(e.kv, func(key string) bool {
+				return newStuckKV(e.records, func(key string) bool {
 					return strings.HasPrefix(key, "tg.msg.") && e.fake.CallCount("sendMessage") > 0
 				}), nil
 			},
@@ -278,7 +278,7 @@ func TestBatchResumesAfterACrash(t *testing.T) {
 					}
 				}
 				release = func() { close(kv.release) }
-				mod = func(c *telegram.Config) { inCST(c); c.State = kv }
+				mod = func(c *telegram.Config) { inCST(c); c.Records = kv }
 			}
 			released := false
 			t.Cleanup(func() {

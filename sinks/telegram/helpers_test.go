@@ -50,7 +50,9 @@ type env struct {
 	fake  *telegramtest.Server
 	conn  *bridge.Conn
 	store *bridge.Store
-	kv    jetstream.KeyValue
+	kv    jetstream.KeyValue // Config.State
+	// records is Config.Records.
+	records jetstream.KeyValue
 }
 
 func newEnv(t *testing.T) *env {
@@ -61,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	fake := telegramtest.NewServer(t)
 	fake.AddChat(telegramtest.Chat{ID: forumChat, Title: "Bilibili inbox", IsForum: true})
 	fake.AddChat(telegramtest.Chat{ID: flatChat, Title: "Bilibili flat"})
-	return &env{t: t, fake: fake, conn: conn, store: store, kv: store.State}
+	return &env{t: t, fake: fake, conn: conn, store: store, kv: store.State, records: store.Records}
 }
 
 // countingOutbox records submitted commands.
@@ -93,7 +95,7 @@ func (o *countingOutbox) all() []bridge.SendRequest {
 func (e *env) sink(chat int64, mod func(*telegram.Config)) *telegram.Sink {
 	e.t.Helper()
 	cfg := telegram.Config{
-		Token: e.fake.Token, ChatID: chat, APIURL: e.fake.URL, State: e.kv,
+		Token: e.fake.Token, ChatID: chat, APIURL: e.fake.URL, State: e.kv, Records: e.records,
 		HTTPClient: e.fake.Client(), RatePerMinute: 60000, Burst: 100, PollTimeout: time.Second,
 		Logger: slog.New(slog.DiscardHandler),
 	}

@@ -326,17 +326,18 @@ func (s *Sink) handleUpdate(ctx context.Context, u *models.Update) error {
 // route finds the conversation a message answers: its topic (forum), or
 // the posted message it replies to (flat chat). Nil: none.
 func (s *Sink) route(ctx context.Context, m *models.Message) (*convRef, error) {
+	var kv jetstream.KeyValue
 	var key string
 	switch {
 	case m.IsTopicMessage && m.MessageThreadID != 0:
-		key = "tg.thread." + s.chatTok + "." + strconv.Itoa(m.MessageThreadID)
+		kv, key = s.cfg.State, "tg.thread."+s.chatTok+"."+strconv.Itoa(m.MessageThreadID)
 	case m.ReplyToMessage != nil && m.ReplyToMessage.ForumTopicCreated == nil:
 		// Not the topic-creation quirk: a real reply.
-		key = "tg.conv." + s.chatTok + "." + strconv.Itoa(m.ReplyToMessage.ID)
+		kv, key = s.cfg.Records, s.convKey(m.ReplyToMessage.ID)
 	default:
 		return nil, nil
 	}
-	e, err := s.cfg.State.Get(ctx, key)
+	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -476,7 +477,9 @@ func (s *Sink) photoURL(ctx context.Context, fileID string) (string, error) {
 		return "", err
 	}
 	id := base64.RawURLEncoding.EncodeToString(b[:])
-	if err := s.saveJSON(ctx, "tg.file."+id, fileRecord{FileID: fileID, Expires: s.now().Add(s.cfg.FileTTL)}); err != nil {
+	// In Records: FileTTL (a day by default) is far shorter than the
+	// bucket's life, and the record is useless once expired anyway.
+	if err := s.saveJSON(ctx, s.cfg.Records, "tg.file."+id, fileRecord{FileID: fileID, Expires: s.now().Add(s.cfg.FileTTL)}); err != nil {
 		return "", fmt.Errorf("telegram: recording a photo reply: %w", err)
 	}
 	return s.cfg.FileProxyURL + "/" + id, nil
@@ -498,7 +501,7 @@ func (s *Sink) FileHandler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		e, err := s.cfg.State.Get(r.Context(), "tg.file."+id)
+		e, err := s.cfg.Records.Get(r.Context(), "tg.file."+id)
 		if err != nil {
 			http.NotFound(w, r)
 			return

@@ -13,18 +13,34 @@
 // as a link when that fails too. One rate limiter per chat is shared by
 // every topic, and a 429's retry_after is handed to the runtime exactly.
 //
-// KV keys (bucket bili_state), <chat> being the chat id:
+// KV keys, <chat> being the chat id. What must outlast the events lives
+// in bili_state (Config.State):
 //
 //	tg.topic.<chat>.<uid>.<session_type>.<talker>  → topic (thread id, name)
 //	tg.thread.<chat>.<thread>                       → conversation of a topic
-//	tg.conv.<chat>.<message id>                     → conversation of a posted message (flat chats)
-//	tg.msg.<chat>.<event id>                        → Telegram messages posted for an event
-//	tg.merged.<chat>.<message id>                   → the parts of a merged message (DeliverBatch)
-//	tg.echo.<uid>.<msg_key>                         → a reply sent from Telegram, not to be posted again
 //	tg.offset.<chat>                                → last update handled (Run)
 //	tg.updates.<chat>                               → update ids handled in the last day (WebhookHandler)
-//	tg.file.<id>                                    → a photo reply served by FileHandler
 //	tg.repliesoff.<chat>                            → the "replies are off" notice was posted
+//
+// Records about one event or one posted message live in bili_records
+// (Config.Records), whose keys expire with the events (STREAM_MAX_AGE
+// after their last write); one or more are written per DM, so in
+// bili_state they would pile up forever:
+//
+//	tg.msg.<chat>.<event id>                        → Telegram messages posted for an event
+//	tg.merged.<chat>.<message id>                   → the parts of a merged message (DeliverBatch)
+//	tg.conv.<chat>.<message id>                     → conversation of a posted message (flat chats)
+//	tg.echo.<uid>.<msg_key>                         → a reply sent from Telegram, not to be posted again
+//	tg.file.<id>                                    → a photo reply served by FileHandler
+//
+// A record is needed only while its event can still be delivered,
+// recalled or echoed, that is while the event is in the stream: it is
+// written when the event is delivered, so it outlives it. tg.conv is the
+// one a member may want later, to reply to an old message in a flat chat;
+// a reply to a message older than the stream is rare, and is ignored as
+// one to a message the bridge never posted. Earlier versions wrote the
+// records to bili_state; they are not moved: nothing reads them there
+// any more, and they stay harmlessly.
 //
 // Outbound, Run long-polls getUpdates (or, with a webhook URL, registers
 // the webhook that WebhookHandler serves) and turns the allowed users'
@@ -83,8 +99,13 @@ type Config struct {
 	// AllowedUsers may reply to Bilibili (TELEGRAM_ALLOWED_USERS); empty:
 	// replies are off, and the bot says so once in the chat.
 	AllowedUsers []int64
-	// State is the KV bucket bili_state (Store.State). Required.
+	// State is the KV bucket bili_state (Store.State), for what must
+	// last: topics, offsets. Required.
 	State jetstream.KeyValue
+	// Records is the KV bucket bili_records (Store.Records), for the
+	// per-event records (what was posted for an event, echoes, photo
+	// replies), which may expire with the events. Required.
+	Records jetstream.KeyValue
 	// Outbox takes replies; nil: replies are off.
 	Outbox Outbox
 	// HTTPClient makes the Bot API calls. Its Timeout, if any, must be
@@ -178,6 +199,9 @@ func New(cfg Config) (*Sink, error) {
 	}
 	if cfg.State == nil {
 		return nil, errors.New("telegram: no KV bucket for the sink's state")
+	}
+	if cfg.Records == nil {
+		return nil, errors.New("telegram: no KV bucket for the sink's per-event records")
 	}
 	if cfg.APIURL == "" {
 		cfg.APIURL = DefaultAPIURL
@@ -291,9 +315,9 @@ func (s *Sink) Deliver(ctx context.Context, ev events.Event) error {
 func (s *Sink) deliverMessage(ctx context.Context, id string, d events.MessageData) error {
 	if d.Message.Direction == events.DirectionOut {
 		key := echoKey(d.AccountUID, d.Message.MsgKey)
-		if _, err := s.cfg.State.Get(ctx, key); err == nil {
+		if _, err := s.cfg.Records.Get(ctx, key); err == nil {
 			s.log.Debug("not posting the echo of a reply sent from Telegram", "event", id)
-			_ = s.cfg.State.Delete(ctx, key)
+			_ = s.cfg.Records.Delete(ctx, key)
 			return nil
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("telegram: reading the echo record: %w", err)
@@ -339,28 +363,28 @@ type postedRecord struct {
 // A later part of a merged message is resolved through its first part.
 func (s *Sink) posted(ctx context.Context, eventID string) (rec postedRecord, ok bool, err error) {
 	key := s.msgKey(eventID)
-	if found, err := s.loadJSON(ctx, key, &rec); !found || err != nil {
+	if found, err := s.loadJSON(ctx, s.cfg.Records, key, &rec); !found || err != nil {
 		return postedRecord{}, false, err
 	}
 	if rec.Done || rec.Lead == "" {
 		return rec, true, nil
 	}
 	var lead postedRecord
-	if found, err := s.loadJSON(ctx, s.msgKey(rec.Lead), &lead); !found || err != nil {
+	if found, err := s.loadJSON(ctx, s.cfg.Records, s.msgKey(rec.Lead), &lead); !found || err != nil {
 		return postedRecord{}, false, err
 	}
 	if !lead.Done || !lead.Merged || lead.Batch != rec.Batch || len(lead.IDs) == 0 {
 		return postedRecord{}, false, nil // that attempt never posted the message
 	}
 	rec = postedRecord{Done: true, Thread: lead.Thread, IDs: lead.IDs, Merged: true, Part: rec.Part}
-	_ = s.saveJSON(ctx, key, rec) // spares the next reader the indirection
+	_ = s.saveJSON(ctx, s.cfg.Records, key, rec) // spares the next reader the indirection
 	return rec, true, nil
 }
 
-// loadJSON reads key into v; false when the key does not exist or does
-// not hold what v expects.
-func (s *Sink) loadJSON(ctx context.Context, key string, v any) (bool, error) {
-	e, err := s.cfg.State.Get(ctx, key)
+// loadJSON reads key of kv into v; false when the key does not exist or
+// does not hold what v expects.
+func (s *Sink) loadJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (bool, error) {
+	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
@@ -413,30 +437,42 @@ func (s *Sink) post(ctx context.Context, eventID string, conv *convRef, thread i
 		// post this part again. A failed write before the last part is
 		// only logged (by saveJSON): going on and recording at the end
 		// posts fewer parts twice than a retry would.
-		if err := s.saveJSON(ctx, key, rec); err != nil && rec.Done {
+		if err := s.saveJSON(ctx, s.cfg.Records, key, rec); err != nil && rec.Done {
 			return fmt.Errorf("telegram: recording the posted messages: %w", err)
 		}
 		if !forum && conv != nil {
-			if _, err := s.cfg.State.Put(ctx, "tg.conv."+s.chatTok+"."+strconv.Itoa(id), []byte(conv.String())); err != nil {
-				s.log.Warn("could not record the conversation of a posted message; replies to it will be ignored", "err", err)
-			}
+			s.recordConv(ctx, id, conv)
 		}
 	}
 	if !rec.Done { // nothing left to send: a record from an older version, or no parts
 		rec.Done = true
-		if err := s.saveJSON(ctx, key, rec); err != nil {
+		if err := s.saveJSON(ctx, s.cfg.Records, key, rec); err != nil {
 			return fmt.Errorf("telegram: recording the posted messages: %w", err)
 		}
 	}
 	return nil
 }
 
-func (s *Sink) saveJSON(ctx context.Context, key string, v any) error {
+// convKey maps a message posted in a flat chat to its conversation, so
+// that a member's reply to it reaches the right talker. It is in Records:
+// a reply to a message older than the stream (STREAM_MAX_AGE, 30 days by
+// default) is rare, and is then ignored like a reply to anything else.
+func (s *Sink) convKey(msgID int) string { return "tg.conv." + s.chatTok + "." + strconv.Itoa(msgID) }
+
+// recordConv records the conversation of message msgID (flat chats).
+func (s *Sink) recordConv(ctx context.Context, msgID int, conv *convRef) {
+	if _, err := s.cfg.Records.Put(ctx, s.convKey(msgID), []byte(conv.String())); err != nil {
+		s.log.Warn("could not record the conversation of a posted message; replies to it will be ignored", "err", err)
+	}
+}
+
+// saveJSON writes v under key of kv (State or Records).
+func (s *Sink) saveJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_, err = s.cfg.State.Put(context.WithoutCancel(ctx), key, b)
+	_, err = kv.Put(context.WithoutCancel(ctx), key, b)
 	if err != nil {
 		s.log.Warn("KV write failed", "key", key, "err", err)
 	}
@@ -595,7 +631,7 @@ func (s *Sink) topic(ctx context.Context, c *convRef) (int, error) {
 		_, err := s.bot.EditForumTopic(ctx, &bot.EditForumTopicParams{ChatID: s.cfg.ChatID, MessageThreadID: rec.Thread, Name: name})
 		if err == nil || strings.Contains(err.Error(), "TOPIC_NOT_MODIFIED") {
 			rec.Name = name
-			_ = s.saveJSON(ctx, s.topicKey(c), rec)
+			_ = s.saveJSON(ctx, s.cfg.State, s.topicKey(c), rec)
 		} else {
 			s.log.Debug("could not rename a topic", "thread", rec.Thread, "err", s.scrub(err))
 		}
@@ -624,7 +660,7 @@ func (s *Sink) createTopic(ctx context.Context, c *convRef) (int, error) {
 	if _, err := s.cfg.State.Put(ctx, "tg.thread."+s.chatTok+"."+strconv.Itoa(tp.MessageThreadID), []byte(c.String())); err != nil {
 		return 0, fmt.Errorf("telegram: recording the topic: %w", err)
 	}
-	if err := s.saveJSON(ctx, s.topicKey(c), topicRecord{Thread: tp.MessageThreadID, Name: name}); err != nil {
+	if err := s.saveJSON(ctx, s.cfg.State, s.topicKey(c), topicRecord{Thread: tp.MessageThreadID, Name: name}); err != nil {
 		return 0, fmt.Errorf("telegram: recording the topic: %w", err)
 	}
 	s.log.Info("topic created", "conversation", c.String(), "thread", tp.MessageThreadID)
@@ -702,7 +738,7 @@ func (s *Sink) deliverResult(ctx context.Context, ev events.Event, d events.Send
 			if k == "" {
 				continue
 			}
-			if _, err := s.cfg.State.Put(ctx, "tg.echo."+strconv.FormatInt(d.AccountUID, 10)+"."+keyToken(k), []byte(ev.ID)); err != nil {
+			if _, err := s.cfg.Records.Put(ctx, "tg.echo."+strconv.FormatInt(d.AccountUID, 10)+"."+keyToken(k), []byte(ev.ID)); err != nil {
 				return fmt.Errorf("telegram: recording the echo of a reply: %w", err)
 			}
 		}

@@ -114,7 +114,7 @@ func TestWebhookConfigChecks(t *testing.T) {
 		{WebhookURL: hookURL, WebhookSecret: "has space"},
 		{WebhookURL: hookURL, WebhookSecret: strings.Repeat("a", 257)},
 	} {
-		c.Token, c.ChatID, c.State = e.fake.Token, forumChat, e.kv
+		c.Token, c.ChatID, c.State, c.Records = e.fake.Token, forumChat, e.kv, e.records
 		if _, err := telegram.New(c); err == nil {
 			t.Errorf("New accepted webhook %q secret %q", c.WebhookURL, c.WebhookSecret)
 		} else if c.WebhookSecret != "" && strings.Contains(err.Error(), c.WebhookSecret) {
