@@ -110,7 +110,10 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	subjects := events.Subjects{Prefix: cfg.Prefix}
-	leaseTTL := max(30*time.Second, 3*cfg.PollInterval)
+	leaseTTL := cfg.LeaseTTL
+	if leaseTTL <= 0 {
+		leaseTTL = 30 * time.Second
+	}
 	store, err := bridge.Provision(ctx, conn.JS, bridge.StoreConfig{
 		Subjects: subjects, Replicas: cfg.NATSReplicas, MaxAge: cfg.StreamMaxAge, LeaseTTL: leaseTTL,
 	})

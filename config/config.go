@@ -49,6 +49,7 @@ type Config struct {
 	NATSUser     string        `envconfig:"NATS_USER" desc:"user the embedded server's listener requires (with NATS_PASSWORD); for an external NATS, the user to connect as"`
 	NATSPassword string        `envconfig:"NATS_PASSWORD" desc:"password of NATS_USER"`
 	NATSReplicas int           `envconfig:"NATS_REPLICAS" default:"1" desc:"replicas for streams and KV buckets on a cluster"`
+	LeaseTTL     time.Duration `envconfig:"LEASE_TTL" default:"30s" desc:"with several bridges: how long a dead bridge keeps its poller and sink leases before another takes over"`
 	StreamMaxAge time.Duration `envconfig:"STREAM_MAX_AGE" default:"720h" desc:"how long events stay in stream BILI"`
 	Prefix       string        `envconfig:"SUBJECT_PREFIX" default:"bili" desc:"first token of every subject"`
 
@@ -129,6 +130,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamMaxAge < time.Hour {
 		errs = append(errs, fmt.Errorf("STREAM_MAX_AGE=%s: want at least 1h", c.StreamMaxAge))
+	}
+	if c.LeaseTTL < 3*time.Second {
+		errs = append(errs, fmt.Errorf("LEASE_TTL=%s: want at least 3s, so that a lease outlives a slow renewal", c.LeaseTTL))
 	}
 	if c.DeliveryGiveUp < time.Minute || c.DeliveryGiveUp > c.StreamMaxAge {
 		errs = append(errs, fmt.Errorf("DELIVERY_GIVE_UP=%s: want between 1m and STREAM_MAX_AGE (%s), since an event must still be in the stream when it is retried", c.DeliveryGiveUp, c.StreamMaxAge))

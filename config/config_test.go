@@ -13,7 +13,7 @@ import (
 )
 
 func valid() config.Config {
-	return config.Config{PollInterval: 6 * time.Second, StartFrom: "unread", NATSListen: "127.0.0.1:4222", NATSReplicas: 1, Prefix: "bili", StreamMaxAge: 720 * time.Hour, DeliveryGiveUp: 24 * time.Hour}
+	return config.Config{PollInterval: 6 * time.Second, StartFrom: "unread", NATSListen: "127.0.0.1:4222", NATSReplicas: 1, Prefix: "bili", StreamMaxAge: 720 * time.Hour, DeliveryGiveUp: 24 * time.Hour, LeaseTTL: 30 * time.Second}
 }
 
 func TestValidate(t *testing.T) {
@@ -32,6 +32,7 @@ func TestValidate(t *testing.T) {
 		{"give-up too short", func(c *config.Config) { c.DeliveryGiveUp = time.Second }, "DELIVERY_GIVE_UP"},
 		{"give-up beyond the stream", func(c *config.Config) { c.DeliveryGiveUp = 800 * time.Hour }, "DELIVERY_GIVE_UP"},
 		{"give-up of a week", func(c *config.Config) { c.DeliveryGiveUp = 7 * 24 * time.Hour }, ""},
+		{"lease too short", func(c *config.Config) { c.LeaseTTL = time.Second }, "LEASE_TTL"},
 
 		// NATS access: the embedded server's listener and the login.
 		{"embedded, loopback, no login", func(c *config.Config) { c.NATSListen = "127.0.0.1:4222" }, ""},
