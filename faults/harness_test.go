@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +133,14 @@ type receiver struct {
 	maxSeq     map[uint64]uint64 // talker → highest seqno delivered
 	disorder   []string
 	arrived    map[string]time.Time
+	attempts   map[string][]attempt // webhook-id → every request for it, in arrival order
+}
+
+// attempt is one request for a webhook-id: when it arrived and the
+// Retry-After it was answered with ("" when none, or when it succeeded).
+type attempt struct {
+	at         time.Time
+	retryAfter string
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -141,7 +150,7 @@ func newReceiver(t *testing.T) *receiver {
 		t.Fatal(err)
 	}
 	r := &receiver{t: t, secrets: secrets, first: map[string][]byte{}, count: map[string]int{},
-		maxSeq: map[uint64]uint64{}, arrived: map[string]time.Time{}}
+		maxSeq: map[uint64]uint64{}, arrived: map[string]time.Time{}, attempts: map[string][]attempt{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -199,10 +208,22 @@ func (r *receiver) failWith(status int, retryAfter string) {
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	// Taken before anything else: the sender's wait after this request
+	// starts once it has the answer, which is later.
+	now := time.Now()
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests++
+	a := attempt{at: now}
+	if r.failStatus != 0 {
+		a.retryAfter = r.retryAfter
+	}
+	// The header, not the verified body: a refused request is not
+	// verified, and its timing is what matters.
+	if id := req.Header.Get("webhook-id"); id != "" {
+		r.attempts[id] = append(r.attempts[id], a)
+	}
 	if r.failStatus != 0 {
 		r.refused++
 		if r.retryAfter != "" {
@@ -276,6 +297,37 @@ func (r *receiver) firstArrivalAfter(t time.Time) time.Time {
 		}
 	}
 	return first
+}
+
+// checkRetryAfter fails t for every request that came sooner after the
+// previous request for the same webhook-id than the Retry-After that one
+// was answered with, less slack. It returns how many such waits it
+// checked. Both times are arrivals at the receiver; the sender's wait
+// starts when it reads the answer, after the first arrival, so the gap
+// between arrivals can only be longer than the wait.
+func (r *receiver) checkRetryAfter(t *testing.T, slack time.Duration) (checked int) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, as := range r.attempts {
+		for i := 1; i < len(as); i++ {
+			prev := as[i-1]
+			if prev.retryAfter == "" {
+				continue
+			}
+			secs, err := strconv.Atoi(prev.retryAfter)
+			if err != nil {
+				t.Fatalf("Retry-After %q: the check reads seconds only", prev.retryAfter)
+			}
+			checked++
+			want, gap := time.Duration(secs)*time.Second, as[i].at.Sub(prev.at)
+			if gap < want-slack {
+				t.Errorf("event %s: attempt %d came %s after attempt %d, which was answered Retry-After: %s",
+					id, i+1, gap.Round(time.Millisecond), i, prev.retryAfter)
+			}
+		}
+	}
+	return checked
 }
 
 // waitAll waits until every sent message arrived or the deadline passed.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/sinks"
 )
 
 // natsOn starts a JetStream server on addr storing in dir.
@@ -139,29 +141,57 @@ func TestWebhookDown(t *testing.T) {
 	}
 }
 
-// TestWebhookRetryAfterOutage makes the endpoint answer 503 with
-// Retry-After: 1 for 12s. Every retry honours Retry-After, and such waits
-// use up attempts only at the retry schedule's pace, so nothing is
-// dead-lettered and everything arrives once the endpoint is back. (Before
-// that fix, nine one-second waits dead-lettered each waiting event.)
+// TestWebhookRetryAfterOutage makes the endpoint answer 503 with a
+// Retry-After for 12s while messages arrive. No event is retried sooner
+// than the Retry-After its last attempt was answered with, and once the
+// endpoint is back every event arrives exactly once, in order, none
+// dead-lettered. (An earlier runtime counted each Retry-After wait as an
+// attempt, and nine one-second waits dead-lettered each waiting event.)
 func TestWebhookRetryAfterOutage(t *testing.T) {
+	// The Retry-After must be longer than the runtime's own first wait
+	// before probing a down endpoint (DefaultProbeEvery/10 = 1s; app.Run
+	// has no setting for it): with Retry-After: 1 an ignored header and an
+	// honoured one give the same schedule, and the check below could not
+	// tell them apart.
+	retryAfter := 2 * sinks.DefaultProbeEvery / 10
+	outage := 6 * retryAfter
 	w := newWorld(t, 5)
 	r := newReceiver(t)
 	ns := bridgetest.StartServer(t)
 	var logs logBuffer
+	dumpOnFailure(t, "bridge", &logs)
 	cfg := bridgeConfig(t, w, r, ns.URL, 100*time.Millisecond)
 	start := time.Now()
 	runInProcess(t, cfg, w, 5*time.Second, &logs)
 	waitPolling(t, w, 20*time.Second)
-	r.failWith(http.StatusServiceUnavailable, "1")
+	r.failWith(http.StatusServiceUnavailable, strconv.Itoa(int(retryAfter/time.Second)))
 	w.sendOver(context.Background(), 50, time.Second, 5)
-	time.Sleep(12 * time.Second)
+	time.Sleep(outage)
 	r.failWith(0, "")
-	r.waitAll(w, 20*time.Second)
+	// After the outage the next probe comes within DefaultProbeEvery.
+	all := r.waitAll(w, 2*sinks.DefaultProbeEvery)
 	r.mu.Lock()
 	refused := r.refused
 	r.mu.Unlock()
-	finish(t, "webhook-retry-after", fmt.Sprintf("endpoint answered 503 Retry-After: 1 for 12s (%d requests); %d events dead-lettered", refused, len(logs.grep("dead-lettering"))), w, r, start)
+	dead := logs.grep("dead-lettering")
+	rp := finish(t, "webhook-retry-after", fmt.Sprintf("endpoint answered 503 Retry-After: %d for %s (%d requests); %d events dead-lettered",
+		int(retryAfter/time.Second), outage, refused, len(dead)), w, r, start)
+	if !all {
+		t.Errorf("not everything arrived: %d of %d", rp.Delivered, rp.Sent)
+	}
+	// Nothing died and every request had an answer: a 503 is not a
+	// delivery, so no event may arrive twice.
+	if rp.Duplicated > 0 {
+		t.Errorf("%d duplicate deliveries (%d events): the endpoint was only down, nothing was cut short", rp.Duplicated, rp.DupIDs)
+	}
+	if len(dead) > 0 {
+		t.Errorf("%d events dead-lettered, e.g. %s", len(dead), dead[0])
+	}
+	checked := r.checkRetryAfter(t, 5*time.Millisecond)
+	t.Logf("%d retries checked against the Retry-After before them", checked)
+	if checked == 0 {
+		t.Error("no event was retried after a Retry-After: the outage tested nothing")
+	}
 }
 
 // TestBilibiliFaults makes new_sessions and fetch_session_msgs fail in
