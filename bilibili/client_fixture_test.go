@@ -15,7 +15,7 @@ import (
 )
 
 // fixtureServer answers each path with a recorded Bilibili response from
-// testdata/api, keyed by the path's last element.
+// ../testdata/bilibili (the shared fixtures), keyed by the path's last element.
 func fixtureServer(t *testing.T, files map[string]string) *bilibili.Client {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -25,7 +25,7 @@ func fixtureServer(t *testing.T, files map[string]string) *bilibili.Client {
 			http.NotFound(w, r)
 			return
 		}
-		b, err := os.ReadFile(filepath.Join("testdata", "api", file))
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "bilibili", file))
 		if err != nil {
 			t.Errorf("fixture %s: %v", file, err)
 			http.Error(w, err.Error(), 500)

@@ -33,7 +33,12 @@ func contentUpdateGolden() bool {
 	return b
 }
 
-const contentTestdata = "testdata/content"
+// Content fixtures are the shared Bilibili responses at the top level;
+// their decoded goldens are this package's own.
+const (
+	contentFixtures = "../testdata/bilibili"
+	contentGoldens  = "testdata/golden"
+)
 
 // contentCase is one content taken from a fixture.
 type contentCase struct {
@@ -61,7 +66,7 @@ var contentSources = []struct {
 
 func contentLoadCases(tb testing.TB, file string, examples bool) []contentCase {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join(contentTestdata, file))
+	data, err := os.ReadFile(filepath.Join(contentFixtures, file))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -187,7 +192,7 @@ func TestContentGolden(t *testing.T) {
 			if err := enc.Encode(goldens); err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join(contentTestdata, "golden", strings.TrimSuffix(src.file, ".json")+".golden.json")
+			path := filepath.Join(contentGoldens, strings.TrimSuffix(src.file, ".json")+".golden.json")
 			if contentUpdateGolden() {
 				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 					t.Fatal(err)

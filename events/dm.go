@@ -1,15 +1,12 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/bilibridge/bilibridge/bilibili"
 )
 
 // Conversation kinds.
@@ -32,6 +29,57 @@ const (
 	StatusImageExpired = "image_expired"
 )
 
+// Kind is what a message is, for a consumer choosing how to show it.
+type Kind string
+
+// Message kinds (message.kind in a message event).
+const (
+	KindText        Kind = "text"
+	KindImage       Kind = "image"
+	KindSticker     Kind = "sticker"
+	KindShare       Kind = "share"
+	KindNotice      Kind = "notice"
+	KindVideo       Kind = "video"
+	KindArticle     Kind = "article"
+	KindPicture     Kind = "picture"
+	KindWorks       Kind = "works"
+	KindTip         Kind = "tip"
+	KindGroupSystem Kind = "group_system"
+	KindUnknown     Kind = "unknown"
+)
+
+// Image is a picture in a message.
+type Image struct {
+	URL    string  `json:"url"`
+	Width  int     `json:"width,omitempty"`
+	Height int     `json:"height,omitempty"`
+	Type   string  `json:"type,omitempty"`
+	SizeKB float64 `json:"size_kb,omitempty"`
+}
+
+// Card is the platform-neutral shape of a card-like message (a shared
+// video, an article, a notice): sinks turn it into an embed or a block.
+type Card struct {
+	Title       string      `json:"title,omitempty"`
+	Description string      `json:"description,omitempty"`
+	URL         string      `json:"url,omitempty"`
+	Cover       string      `json:"cover,omitempty"`
+	Buttons     []Button    `json:"buttons,omitempty"`
+	Fields      []CardField `json:"fields,omitempty"`
+}
+
+// Button is a link button of a card.
+type Button struct {
+	Text string `json:"text"`
+	URL  string `json:"url"`
+}
+
+// CardField is a key/value row of a card.
+type CardField struct {
+	Title string `json:"title"`
+	Value string `json:"value"`
+}
+
 // Conversation names the other side of a DM conversation.
 type Conversation struct {
 	SessionType int    `json:"session_type"`
@@ -46,20 +94,20 @@ func (c Conversation) Subject() string { return ConversationSubject(c.SessionTyp
 
 // Message is the normalized form of one Bilibili DM.
 type Message struct {
-	MsgKey     uint64           `json:"msg_key,string"`
-	Seqno      uint64           `json:"seqno,string"`
-	Direction  string           `json:"direction"`
-	SenderUID  int64            `json:"sender_uid,string"`
-	SenderName string           `json:"sender_name,omitempty"`
-	Timestamp  time.Time        `json:"timestamp"`
-	MsgType    int              `json:"msg_type"`
-	Kind       bilibili.Kind    `json:"kind"`
-	Text       string           `json:"text"`
-	Images     []bilibili.Image `json:"images,omitempty"`
-	Card       *bilibili.Card   `json:"card,omitempty"`
-	MsgSource  int              `json:"msg_source"`
-	AutoReply  bool             `json:"auto_reply"`
-	Status     string           `json:"status"`
+	MsgKey     uint64    `json:"msg_key,string"`
+	Seqno      uint64    `json:"seqno,string"`
+	Direction  string    `json:"direction"`
+	SenderUID  int64     `json:"sender_uid,string"`
+	SenderName string    `json:"sender_name,omitempty"`
+	Timestamp  time.Time `json:"timestamp"`
+	MsgType    int       `json:"msg_type"`
+	Kind       Kind      `json:"kind"`
+	Text       string    `json:"text"`
+	Images     []Image   `json:"images,omitempty"`
+	Card       *Card     `json:"card,omitempty"`
+	MsgSource  int       `json:"msg_source"`
+	AutoReply  bool      `json:"auto_reply"`
+	Status     string    `json:"status"`
 	// Content is the decoded content as Bilibili sent it: the object for
 	// JSON contents, a string otherwise.
 	Content json.RawMessage `json:"content"`
@@ -153,101 +201,6 @@ type SendCommand struct {
 	Text      string  `json:"text,omitempty"`
 	ImageURL  string  `json:"image_url,omitempty"`
 	Origin    *Origin `json:"origin,omitempty"`
-}
-
-// Source is what the poller knows about a message beyond Bilibili's
-// message object.
-type Source struct {
-	AccountUID   int64
-	Conversation Conversation
-	// SenderName names the sender when it differs from the conversation
-	// (fan-group members); empty means the conversation name or, for
-	// outgoing messages, the account.
-	SenderName string
-}
-
-// FromMessage converts a Bilibili message into its event: a recall event
-// for msg_type 5, a message event otherwise. Content that does not decode
-// still becomes an event (kind unknown, the raw content kept); the decode
-// error is returned beside it for the log.
-func FromMessage(src Source, m *bilibili.Message) (Event, error) {
-	subject := src.Conversation.Subject()
-	id := MessageID(src.AccountUID, m.MsgKey)
-	content, decodeErr := m.Decode()
-	if rc, ok := content.(*bilibili.RecallContent); ok {
-		ev, err := New(src.AccountUID, TypeRecall, id, subject, m.Time(), RecallData{
-			AccountUID:     src.AccountUID,
-			Conversation:   src.Conversation,
-			RecalledMsgKey: rc.MsgKey,
-			BySystem:       m.SysCancel || m.MsgType == 8, // 8: the retired system recall
-			SenderUID:      m.SenderUID,
-			Timestamp:      m.Time(),
-		})
-		return ev, err
-	}
-	dir := DirectionIn
-	if m.SenderUID == src.AccountUID {
-		dir = DirectionOut
-	}
-	data := MessageData{
-		AccountUID:   src.AccountUID,
-		Conversation: src.Conversation,
-		Message: Message{
-			MsgKey:     m.MsgKey,
-			Seqno:      m.MsgSeqno,
-			Direction:  dir,
-			SenderUID:  m.SenderUID,
-			SenderName: src.SenderName,
-			Timestamp:  m.Time(),
-			MsgType:    m.MsgType,
-			Kind:       content.Kind(),
-			Text:       content.Text(),
-			Images:     content.Images(),
-			Card:       content.Card(),
-			MsgSource:  m.MsgSource,
-			AutoReply:  isAutoReply(m.MsgSource),
-			Status:     status(m.MsgStatus),
-			Content:    rawContent(m.Content),
-		},
-	}
-	ev, err := New(src.AccountUID, TypeMessage, id, subject, m.Time(), data)
-	if err != nil {
-		return ev, err
-	}
-	if decodeErr != nil {
-		return ev, fmt.Errorf("events: message %d: %w", m.MsgKey, decodeErr)
-	}
-	return ev, nil
-}
-
-// isAutoReply: msg_source 8–11 are the uploader's auto-replies, 19 the AI one.
-func isAutoReply(source int) bool { return (source >= 8 && source <= 11) || source == 19 }
-
-func status(s int) string {
-	switch s {
-	case bilibili.StatusRecalled:
-		return StatusRecalled
-	case bilibili.StatusImageExpired:
-		return StatusImageExpired
-	}
-	return StatusNormal
-}
-
-// rawContent keeps a JSON object or array content as it is (compacted), and
-// turns anything else into a JSON string, so the field is always valid JSON.
-func rawContent(s string) json.RawMessage {
-	b := []byte(s)
-	if json.Valid(b) && len(bytes.TrimSpace(b)) > 0 {
-		switch bytes.TrimSpace(b)[0] {
-		case '{', '[':
-			var buf bytes.Buffer
-			if json.Compact(&buf, b) == nil {
-				return buf.Bytes()
-			}
-		}
-	}
-	q, _ := json.Marshal(s)
-	return q
 }
 
 // SendResultID is the deterministic id of a send command's result event.

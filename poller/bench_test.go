@@ -27,7 +27,7 @@ func BenchmarkMessageToAck(b *testing.B) {
 	bridgetest.Provision(b, conn, time.Second)
 	pub := &bridge.Publisher{JS: conn.JS}
 	subj := events.Subjects{}
-	src := events.Source{AccountUID: uid, Conversation: events.Conversation{SessionType: 1, TalkerID: uint64(friend), Kind: "user", Name: "friend"}}
+	src := poller.Source{AccountUID: uid, Conversation: events.Conversation{SessionType: 1, TalkerID: uint64(friend), Kind: "user", Name: "friend"}}
 	content := bilitest.TextContent("up主你好，\n催更[doge] 这是一条普通长度的私信，用来测量发布的开销。")
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, b.N)
@@ -37,7 +37,7 @@ func BenchmarkMessageToAck(b *testing.B) {
 		m := bilibili.Message{SenderUID: friend, ReceiverType: 1, ReceiverID: uint64(uid), MsgType: 1, Content: content,
 			MsgSeqno: 1236306587877408 + uint64(i), Timestamp: time.Now().Unix(), MsgKey: 7354295169819585966 + uint64(i), MsgSource: 2}
 		start := time.Now()
-		ev, err := events.FromMessage(src, &m)
+		ev, err := poller.MessageEvent(src, &m)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -777,8 +777,8 @@ func (p *Poller) publish(ctx context.Context, s *bilibili.Session, msgs []bilibi
 			last = m.MsgSeqno // seen: the cursor may move past it
 			continue
 		}
-		src := events.Source{AccountUID: p.cfg.AccountUID, Conversation: conv, SenderName: p.senderName(conv, m)}
-		ev, err := events.FromMessage(src, m)
+		src := Source{AccountUID: p.cfg.AccountUID, Conversation: conv, SenderName: p.senderName(conv, m)}
+		ev, err := MessageEvent(src, m)
 		if ev.ID == "" {
 			return err
 		}

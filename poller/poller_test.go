@@ -134,7 +134,7 @@ func TestNewMessageBecomesOneEvent(t *testing.T) {
 	if !strings.Contains(string(got.Event.Data), fmt.Sprintf(`"msg_key":"%d"`, d.MsgKey)) {
 		t.Errorf("msg_key not an exact decimal string in %s", got.Event.Data)
 	}
-	if m.Direction != "in" || m.Text != "hello <b>" || m.Kind != bilibili.KindText || m.SenderName != "friend" {
+	if m.Direction != "in" || m.Text != "hello <b>" || m.Kind != events.KindText || m.SenderName != "friend" {
 		t.Errorf("message %+v", m)
 	}
 	if c := data.Conversation; c.Kind != "user" || c.Name != "friend" || c.Avatar == "" || c.TalkerID != uint64(friend) {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/discord"
@@ -84,11 +83,11 @@ func TestRendering(t *testing.T) {
 		}},
 		{"card as embed", func(t *testing.T) events.Event {
 			return message(t, 2, "[notice] x", func(d *events.MessageData) {
-				d.Message.Kind = bilibili.KindNotice
-				d.Message.Card = &bilibili.Card{Title: "直播开始提醒", Description: "快来围观吧~", URL: "https://live.bilibili.com/1",
+				d.Message.Kind = events.KindNotice
+				d.Message.Card = &events.Card{Title: "直播开始提醒", Description: "快来围观吧~", URL: "https://live.bilibili.com/1",
 					Cover:   "//i0.hdslb.com/cover.jpg",
-					Buttons: []bilibili.Button{{Text: "进入直播间", URL: "https://live.bilibili.com/1"}},
-					Fields:  []bilibili.CardField{{Title: "UP主", Value: "someone"}}}
+					Buttons: []events.Button{{Text: "进入直播间", URL: "https://live.bilibili.com/1"}},
+					Fields:  []events.CardField{{Title: "UP主", Value: "someone"}}}
 			})
 		}, func(t *testing.T, msgs []discordtest.Message) {
 			if len(msgs) != 1 || len(msgs[0].Embeds) != 1 {
@@ -108,8 +107,8 @@ func TestRendering(t *testing.T) {
 		}},
 		{"image as image embed", func(t *testing.T) events.Event {
 			return message(t, 3, "[image]", func(d *events.MessageData) {
-				d.Message.Kind = bilibili.KindImage
-				d.Message.Images = []bilibili.Image{{URL: "https://message.biliimg.com/a.jpg"}}
+				d.Message.Kind = events.KindImage
+				d.Message.Images = []events.Image{{URL: "https://message.biliimg.com/a.jpg"}}
 			})
 		}, func(t *testing.T, msgs []discordtest.Message) {
 			if len(msgs) != 1 || len(msgs[0].Embeds) != 1 || msgs[0].Embeds[0].Image == nil || msgs[0].Embeds[0].Image.URL != "https://message.biliimg.com/a.jpg" {

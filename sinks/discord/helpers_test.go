@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
@@ -119,7 +118,7 @@ func message(t *testing.T, msgKey uint64, text string, mod ...func(*events.Messa
 		Conversation: conversation(),
 		Message: events.Message{
 			MsgKey: msgKey, Seqno: msgKey % 100000, Direction: events.DirectionIn, SenderUID: int64(talker),
-			Timestamp: t0, MsgType: 1, Kind: bilibili.KindText, Text: text, Status: events.StatusNormal,
+			Timestamp: t0, MsgType: 1, Kind: events.KindText, Text: text, Status: events.StatusNormal,
 			Content: json.RawMessage(`{}`),
 		},
 	}

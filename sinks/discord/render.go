@@ -8,7 +8,6 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -38,7 +37,7 @@ func render(d *events.MessageData) []*discordgo.WebhookParams {
 			embeds = append(embeds, &discordgo.MessageEmbed{Type: discordgo.EmbedTypeImage, URL: u, Image: &discordgo.MessageEmbedImage{URL: u}})
 		}
 	}
-	if len(m.Images) > 0 && len(embeds) > 0 && (m.Kind == bilibili.KindImage || m.Kind == bilibili.KindSticker) {
+	if len(m.Images) > 0 && len(embeds) > 0 && (m.Kind == events.KindImage || m.Kind == events.KindSticker) {
 		text = ""
 	}
 	var prefix []string
@@ -136,7 +135,7 @@ func webhookUsername(s string) string {
 }
 
 // cardEmbed renders a card as an embed.
-func cardEmbed(c *bilibili.Card) *discordgo.MessageEmbed {
+func cardEmbed(c *events.Card) *discordgo.MessageEmbed {
 	e := &discordgo.MessageEmbed{
 		Type:        discordgo.EmbedTypeRich,
 		Title:       truncate(c.Title, 256),

@@ -15,6 +15,7 @@ import (
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
@@ -46,7 +47,7 @@ func deliverBatch(t *testing.T, s *telegram.Sink, evs ...events.Event) {
 // texts (one with HTML to escape), a photo, the account's own message, an
 // auto-reply and a tip, a share card, then texts again.
 func backlog(t *testing.T) []events.Event {
-	out := events.Source{AccountUID: accountUID, Conversation: userConv, SenderName: "bilibridge-bot"}
+	out := poller.Source{AccountUID: accountUID, Conversation: userConv, SenderName: "bilibridge-bot"}
 	return []events.Event{
 		timedText(t, 1, 0, "在吗？"),
 		timedText(t, 2, 1, "<b>not bold</b> & 1 < 2"),

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/bilibridge/bilibridge/bilibili"
-	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
 )
 
@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt from the 
 
 type goldenCase struct {
 	name string
-	src  events.Source
+	src  poller.Source
 	msg  bilibili.Message
 	flat bool
 }
@@ -28,10 +28,10 @@ func goldenCases(t *testing.T) []goldenCase {
 			m.SenderUID, m.ReceiverType, m.ReceiverID, m.MsgSource = 0, bilibili.SessionGroup, groupID, 13
 		})
 	}
-	groupSrc := events.Source{AccountUID: accountUID, Conversation: groupConv, SenderName: groupConv.Name}
-	memberSrc := events.Source{AccountUID: accountUID, Conversation: groupConv, SenderName: "罗板栗 <fan> & co"}
-	systemSrc := events.Source{AccountUID: accountUID, Conversation: systemConv, SenderName: systemConv.Name}
-	outSrc := events.Source{AccountUID: accountUID, Conversation: userConv, SenderName: "bilibridge-bot"}
+	groupSrc := poller.Source{AccountUID: accountUID, Conversation: groupConv, SenderName: groupConv.Name}
+	memberSrc := poller.Source{AccountUID: accountUID, Conversation: groupConv, SenderName: "罗板栗 <fan> & co"}
+	systemSrc := poller.Source{AccountUID: accountUID, Conversation: systemConv, SenderName: systemConv.Name}
+	outSrc := poller.Source{AccountUID: accountUID, Conversation: userConv, SenderName: "bilibridge-bot"}
 	return []goldenCase{
 		{name: "text", src: userSrc(), msg: incoming(1, fixtureContent(t, 0, 1))},
 		{name: "text_flat", src: userSrc(), msg: incoming(1, fixtureContent(t, 0, 1)), flat: true},

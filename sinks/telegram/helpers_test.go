@@ -16,6 +16,7 @@ import (
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
 )
@@ -111,7 +112,7 @@ func (e *env) sink(chat int64, mod func(*telegram.Config)) *telegram.Sink {
 
 func fixtureContent(t *testing.T, i, msgType int) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "events", "testdata", "content_examples.json"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "bilibili", "content_examples.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,17 +136,17 @@ func incoming(msgType int, content string) bilibili.Message {
 
 func with(m bilibili.Message, f func(*bilibili.Message)) bilibili.Message { f(&m); return m }
 
-func event(t *testing.T, src events.Source, m bilibili.Message) events.Event {
+func event(t *testing.T, src poller.Source, m bilibili.Message) events.Event {
 	t.Helper()
-	ev, err := events.FromMessage(src, &m)
+	ev, err := poller.MessageEvent(src, &m)
 	if err != nil {
 		t.Logf("FromMessage: %v (kept)", err)
 	}
 	return ev
 }
 
-func userSrc() events.Source {
-	return events.Source{AccountUID: accountUID, Conversation: userConv, SenderName: userConv.Name}
+func userSrc() poller.Source {
+	return poller.Source{AccountUID: accountUID, Conversation: userConv, SenderName: userConv.Name}
 }
 
 func textEvent(t *testing.T, key uint64, text string) events.Event {

@@ -15,6 +15,7 @@ import (
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 )
 
@@ -140,7 +141,7 @@ func TestPerEventRecordsInRecordsBucket(t *testing.T) {
 	// record is used up), a part of the merged message is recalled, the
 	// message is not posted again after a restart.
 	before := len(e.fake.Sent(flatChat))
-	deliver(t, flat, event(t, events.Source{AccountUID: accountUID, Conversation: userConv},
+	deliver(t, flat, event(t, poller.Source{AccountUID: accountUID, Conversation: userConv},
 		with(incoming(1, `{"content":"a reply"}`), func(m *bilibili.Message) { m.SenderUID, m.ReceiverID, m.MsgKey = accountUID, talkerID, echoKey })))
 	if n := len(e.fake.Sent(flatChat)); n != before {
 		t.Errorf("the echo of a reply sent from Telegram was posted (%d messages, want %d)", n, before)

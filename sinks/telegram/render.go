@@ -7,7 +7,6 @@ import (
 	"strings"
 	"unicode/utf16"
 
-	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -184,7 +183,7 @@ func renderMessage(d events.MessageData, flat bool) []part {
 		tail = "<i>(recalled)</i>"
 	}
 	switch {
-	case m.Kind == bilibili.KindImage || m.Kind == bilibili.KindSticker:
+	case m.Kind == events.KindImage || m.Kind == events.KindSticker:
 		if m.Status == events.StatusImageExpired || len(m.Images) == 0 {
 			return textParts(head, "<i>"+esc(m.Text)+" (expired)</i>", tail)
 		}
@@ -199,7 +198,7 @@ func renderMessage(d events.MessageData, flat bool) []part {
 		return parts
 	case m.Card != nil:
 		return renderCard(head, tail, m)
-	case m.Kind == bilibili.KindTip || m.Kind == bilibili.KindGroupSystem:
+	case m.Kind == events.KindTip || m.Kind == events.KindGroupSystem:
 		return textParts(head, "<i>"+esc(m.Text)+"</i>", tail)
 	}
 	return textPartsPlain(head, m.Text, tail)
@@ -293,7 +292,7 @@ func renderCard(head, tail string, m events.Message) []part {
 		add(b.Text, b.URL)
 	}
 	body := strings.Join(lines, "\n")
-	if m.Kind == bilibili.KindNotice || m.Kind == bilibili.KindWorks {
+	if m.Kind == events.KindNotice || m.Kind == events.KindWorks {
 		// Notices are system pushes: mark them as such.
 		body = "🔔 " + body
 	}

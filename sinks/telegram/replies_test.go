@@ -17,6 +17,7 @@ import (
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
 )
@@ -245,7 +246,7 @@ func TestOutcomeReactionFailureReplyAndEcho(t *testing.T) {
 	// The poller's echo of the successful reply is not posted again; other
 	// outgoing messages are.
 	before := len(e.fake.Sent(forumChat))
-	outSrc := events.Source{AccountUID: accountUID, Conversation: userConv}
+	outSrc := poller.Source{AccountUID: accountUID, Conversation: userConv}
 	echo := func(key uint64, text string) events.Event {
 		return event(t, outSrc, with(incoming(1, `{"content":"`+text+`"}`), func(m *bilibili.Message) {
 			m.SenderUID, m.ReceiverID, m.MsgKey = accountUID, talkerID, key

@@ -13,6 +13,7 @@ import (
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge/bridgetest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
@@ -55,7 +56,7 @@ func TestTopicCreatedOnceAndReusedAcrossRestart(t *testing.T) {
 		}
 	}
 	// Another conversation gets its own topic; a group by its name.
-	gsrc := events.Source{AccountUID: accountUID, Conversation: groupConv}
+	gsrc := poller.Source{AccountUID: accountUID, Conversation: groupConv}
 	deliver(t, s2, event(t, gsrc, with(incoming(1, `{"content":"hi"}`), func(m *bilibili.Message) {
 		m.SenderUID, m.ReceiverType, m.ReceiverID, m.MsgKey = 0, bilibili.SessionGroup, groupID, 4
 	})))

@@ -1,4 +1,4 @@
-package events_test
+package poller_test
 
 import (
 	"bytes"
@@ -15,16 +15,16 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/poller"
 )
 
-var update = flag.Bool("update", false, "rewrite events/testdata/golden/*.json from the current output")
+var update = flag.Bool("update", false, "rewrite poller/testdata/golden/*.json from the current output")
 
 // The account and conversations every test talks about. The ids are those of
 // design.md and of the Bilibili fixtures.
 const (
 	accountUID   int64  = 425503913
 	talkerID     uint64 = 293793435
-	groupID      uint64 = 221082140
 	systemTalker uint64 = 844424930131966
 
 	// msgKey is above 2^53: a float64 cannot hold it.
@@ -54,12 +54,12 @@ var (
 )
 
 // fixtureContent returns the content of entry i of
-// testdata/content_examples.json, a verbatim copy of
+// ../testdata/bilibili/content_examples.json, a verbatim copy of
 // shared/fixtures/bilibili/content_examples.json, checking its msg_type so a
 // reordered fixture cannot silently feed the wrong content.
 func fixtureContent(t *testing.T, i, msgType int) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "content_examples.json"))
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "bilibili", "content_examples.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,21 +91,21 @@ func incoming(msgType int, content string) bilibili.Message {
 	}
 }
 
-func userSrc() events.Source {
-	return events.Source{AccountUID: accountUID, Conversation: userConv, SenderName: userConv.Name}
+func userSrc() poller.Source {
+	return poller.Source{AccountUID: accountUID, Conversation: userConv, SenderName: userConv.Name}
 }
 
 // goldenCase is one message and what its event must say beyond the golden.
 type goldenCase struct {
 	name string
-	src  events.Source
+	src  poller.Source
 	msg  bilibili.Message
 
 	wantType   string
-	wantKind   bilibili.Kind // message events only
-	wantText   string        // substring of message.text; "" = only "not empty"
-	wantDir    string        // default in
-	wantStatus string        // default normal
+	wantKind   events.Kind // message events only
+	wantText   string      // substring of message.text; "" = only "not empty"
+	wantDir    string      // default in
+	wantStatus string      // default normal
 	wantAuto   bool
 	wantImages int
 	wantCard   bool
@@ -126,88 +126,88 @@ func goldenCases(t *testing.T) []goldenCase {
 			m.SenderUID, m.ReceiverType, m.ReceiverID, m.MsgSource = 0, bilibili.SessionGroup, groupID, 13
 		})
 	}
-	groupSrc := events.Source{AccountUID: accountUID, Conversation: groupConv, SenderName: groupConv.Name}
-	systemSrc := events.Source{AccountUID: accountUID, Conversation: systemConv, SenderName: systemConv.Name}
+	groupSrc := poller.Source{AccountUID: accountUID, Conversation: groupConv, SenderName: groupConv.Name}
+	systemSrc := poller.Source{AccountUID: accountUID, Conversation: systemConv, SenderName: systemConv.Name}
 
 	return []goldenCase{
 		{name: "text", src: userSrc(), msg: incoming(1, fixtureContent(t, 0, 1)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindText, wantText: "Hello", wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindText, wantText: "Hello", wantContent: "object"},
 		{name: "text_multiline_emote", src: userSrc(), msg: incoming(1, fixtureContent(t, 19, 1)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindText, wantText: "up主你好，\n催更[doge]", wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindText, wantText: "up主你好，\n催更[doge]", wantContent: "object"},
 		{name: "image", src: userSrc(), msg: incoming(2, fixtureContent(t, 1, 2)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindImage, wantText: "[image]", wantImages: 1, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindImage, wantText: "[image]", wantImages: 1, wantContent: "object"},
 		{name: "sticker", src: userSrc(),
 			msg:      incoming(6, `{"url":"https://i0.hdslb.com/bfs/garb/item/sticker.gif","height":160,"width":160,"imageType":"gif","size":33.2}`),
-			wantType: events.TypeMessage, wantKind: bilibili.KindSticker, wantText: "[sticker]", wantImages: 1, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindSticker, wantText: "[sticker]", wantImages: 1, wantContent: "object"},
 		{name: "share", src: userSrc(), msg: incoming(7, fixtureContent(t, 3, 7)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindShare, wantText: "合 成 大 東 瓜", wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindShare, wantText: "合 成 大 東 瓜", wantCard: true, wantContent: "object"},
 		{name: "mini_program", src: userSrc(), msg: incoming(9, fixtureContent(t, 4, 9)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindShare, wantText: "主站测试专用小程序", wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindShare, wantText: "主站测试专用小程序", wantCard: true, wantContent: "object"},
 		{name: "notice", src: userSrc(), msg: incoming(10, fixtureContent(t, 5, 10)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindNotice, wantText: "直播开始提醒", wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindNotice, wantText: "直播开始提醒", wantCard: true, wantContent: "object"},
 		{name: "video", src: userSrc(),
 			msg:      with(incoming(11, fixtureContent(t, 15, 11)), func(m *bilibili.Message) { m.MsgSource = 6 }),
-			wantType: events.TypeMessage, wantKind: bilibili.KindVideo, wantText: "OHHHHHH家人们", wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindVideo, wantText: "OHHHHHH家人们", wantCard: true, wantContent: "object"},
 		{name: "video_degraded", src: userSrc(),
 			msg: with(incoming(11, `{"rid":740817783,"type":11,"attach_msg":{"id":7345551441311046575,"content":"UP主赠言：新视频，快来看[doge]"}}`),
 				func(m *bilibili.Message) { m.MsgSource = 6 }),
-			wantType: events.TypeMessage, wantKind: bilibili.KindVideo, wantText: "av740817783", wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindVideo, wantText: "av740817783", wantCard: true, wantContent: "object"},
 		{name: "article", src: userSrc(),
 			msg:      with(incoming(12, fixtureContent(t, 7, 12)), func(m *bilibili.Message) { m.MsgSource = 6 }),
-			wantType: events.TypeMessage, wantKind: bilibili.KindArticle, wantText: "【单片机】遛弯捕捉到野生U盾，点亮它！", wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindArticle, wantText: "【单片机】遛弯捕捉到野生U盾，点亮它！", wantCard: true, wantContent: "object"},
 		{name: "picture", src: userSrc(), msg: incoming(13, fixtureContent(t, 8, 13)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindPicture, wantText: "原神，启动！", wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindPicture, wantText: "原神，启动！", wantCard: true, wantContent: "object"},
 		{name: "other_share", src: userSrc(), msg: incoming(14, fixtureContent(t, 9, 14)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindShare, wantText: "2023最美的夜 bilibili晚会", wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindShare, wantText: "2023最美的夜 bilibili晚会", wantCard: true, wantContent: "object"},
 		{name: "works", src: userSrc(),
 			msg:      with(incoming(16, fixtureContent(t, 10, 16)), func(m *bilibili.Message) { m.MsgSource = 8 }),
-			wantType: events.TypeMessage, wantKind: bilibili.KindWorks, wantText: "更多宝藏内容", wantAuto: true, wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindWorks, wantText: "更多宝藏内容", wantAuto: true, wantCard: true, wantContent: "object"},
 		{name: "tip", src: userSrc(),
 			msg:      with(incoming(18, fixtureContent(t, 11, 18)), func(m *bilibili.Message) { m.MsgSource = 18 }),
-			wantType: events.TypeMessage, wantKind: bilibili.KindTip, wantText: "对方主动回复或关注你前，最多发送1条消息", wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindTip, wantText: "对方主动回复或关注你前，最多发送1条消息", wantContent: "object"},
 		{name: "ai", src: userSrc(),
 			msg: with(incoming(19, `{"content":{"paragraphs":[{"para_type":1,"text":{"nodes":[{"type":"TEXT_NODE_TYPE_WORD","word":{"words":"你好，","font_size":17}},{"type":"TEXT_NODE_TYPE_WORD","word":{"words":"我是AI助手"}}]}}]},"show_like":true,"gpt_session_id":123456789012,"gpt_bind_query":"你好"}`),
 				func(m *bilibili.Message) { m.MsgSource = 19 }),
-			wantType: events.TypeMessage, wantKind: bilibili.KindText, wantText: "你好，我是AI助手", wantAuto: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindText, wantText: "你好，我是AI助手", wantAuto: true, wantContent: "object"},
 		{name: "group_system_305", src: groupSrc, msg: group(305, fixtureContent(t, 12, 305)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindGroupSystem, wantText: "社会易姐QwQ的应援团开通啦", wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindGroupSystem, wantText: "社会易姐QwQ的应援团开通啦", wantContent: "object"},
 		{name: "group_system_306", src: groupSrc, msg: group(306, fixtureContent(t, 16, 306)),
-			wantType: events.TypeMessage, wantKind: bilibili.KindGroupSystem, wantText: "欢迎罗板栗入群", wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindGroupSystem, wantText: "欢迎罗板栗入群", wantContent: "object"},
 		{name: "group_system_301_empty", src: groupSrc, msg: group(301, `{"group_id":221082140,"content":""}`),
-			wantType: events.TypeMessage, wantKind: bilibili.KindGroupSystem, wantText: "[fan group: member joined]", wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindGroupSystem, wantText: "[fan group: member joined]", wantContent: "object"},
 		{name: "unknown_type", src: userSrc(), msg: incoming(42, `{"foo":"bar","n":12345678901234567890}`),
-			wantType: events.TypeMessage, wantKind: bilibili.KindUnknown, wantText: "[unsupported message type 42]", wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindUnknown, wantText: "[unsupported message type 42]", wantContent: "object"},
 		{name: "unknown_type_not_json", src: userSrc(), msg: incoming(3, "not json at all"),
-			wantType: events.TypeMessage, wantKind: bilibili.KindUnknown, wantText: "not json at all", wantContent: "string"},
+			wantType: events.TypeMessage, wantKind: events.KindUnknown, wantText: "not json at all", wantContent: "string"},
 		{name: "malformed_text", src: userSrc(), msg: incoming(1, `{"content":`),
-			wantType: events.TypeMessage, wantKind: bilibili.KindUnknown, wantText: "[malformed message type 1]", wantContent: "string", wantErr: true},
+			wantType: events.TypeMessage, wantKind: events.KindUnknown, wantText: "[malformed message type 1]", wantContent: "string", wantErr: true},
 		{name: "malformed_video", src: userSrc(), msg: incoming(11, `{"rid":"740817783","type":11}`),
-			wantType: events.TypeMessage, wantKind: bilibili.KindUnknown, wantText: "[malformed message type 11]", wantContent: "object", wantErr: true},
+			wantType: events.TypeMessage, wantKind: events.KindUnknown, wantText: "[malformed message type 11]", wantContent: "object", wantErr: true},
 		// A recall whose content is not a msg_key must not become a recall
 		// of some other message: it is an unknown message plus an error.
 		{name: "malformed_recall", src: userSrc(), msg: incoming(5, "7.345551441311047e18"),
-			wantType: events.TypeMessage, wantKind: bilibili.KindUnknown, wantText: "[malformed message type 5]", wantContent: "string", wantErr: true},
+			wantType: events.TypeMessage, wantKind: events.KindUnknown, wantText: "[malformed message type 5]", wantContent: "string", wantErr: true},
 		{name: "recalled_status", src: userSrc(),
 			msg:      with(incoming(1, `{"content":"oops, wrong chat"}`), func(m *bilibili.Message) { m.MsgStatus = bilibili.StatusRecalled }),
-			wantType: events.TypeMessage, wantKind: bilibili.KindText, wantText: "oops, wrong chat", wantStatus: events.StatusRecalled, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindText, wantText: "oops, wrong chat", wantStatus: events.StatusRecalled, wantContent: "object"},
 		{name: "image_expired", src: userSrc(),
 			msg:      with(incoming(2, `{"url":"https://message.biliimg.com/bfs/im_new/expired.png","height":300,"width":300,"imageType":"png"}`), func(m *bilibili.Message) { m.MsgStatus = bilibili.StatusImageExpired }),
-			wantType: events.TypeMessage, wantKind: bilibili.KindImage, wantText: "[image]", wantStatus: events.StatusImageExpired, wantImages: 1, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindImage, wantText: "[image]", wantStatus: events.StatusImageExpired, wantImages: 1, wantContent: "object"},
 		{name: "outgoing",
-			src: events.Source{AccountUID: accountUID, Conversation: userConv, SenderName: accountName},
+			src: poller.Source{AccountUID: accountUID, Conversation: userConv, SenderName: accountName},
 			msg: with(incoming(1, `{"content":"收到，谢谢！"}`), func(m *bilibili.Message) {
 				m.SenderUID, m.ReceiverID, m.MsgSource = accountUID, talkerID, 7
 			}),
-			wantType: events.TypeMessage, wantKind: bilibili.KindText, wantText: "收到，谢谢！", wantDir: events.DirectionOut, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindText, wantText: "收到，谢谢！", wantDir: events.DirectionOut, wantContent: "object"},
 		{name: "auto_reply",
 			src:      userSrc(),
 			msg:      with(incoming(1, `{"content":"感谢关注！"}`), func(m *bilibili.Message) { m.MsgSource = 8 }),
-			wantType: events.TypeMessage, wantKind: bilibili.KindText, wantText: "感谢关注！", wantAuto: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindText, wantText: "感谢关注！", wantAuto: true, wantContent: "object"},
 		{name: "system_conversation", src: systemSrc,
 			msg: with(incoming(10, fixtureContent(t, 14, 10)), func(m *bilibili.Message) {
 				m.SenderUID, m.MsgSource, m.NotifyCode = int64(systemTalker), 6, "2091_253"
 			}),
-			wantType: events.TypeMessage, wantKind: bilibili.KindNotice, wantText: "流量奖励到账通知", wantCard: true, wantContent: "object"},
+			wantType: events.TypeMessage, wantKind: events.KindNotice, wantText: "流量奖励到账通知", wantCard: true, wantContent: "object"},
 		{name: "recall", src: userSrc(), msg: incoming(5, fixtureContent(t, 2, 5)),
 			wantType: events.TypeRecall, wantRecalled: recalledKey},
 		{name: "recall_object_form", src: userSrc(), msg: incoming(5, `{"content":"7345551441311046575"}`),
@@ -225,7 +225,7 @@ func TestFromMessageGolden(t *testing.T) {
 	for _, tc := range goldenCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := tc.msg
-			ev, err := events.FromMessage(tc.src, &msg)
+			ev, err := poller.MessageEvent(tc.src, &msg)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatal("FromMessage: want a decode error beside the event, got nil")
@@ -280,7 +280,7 @@ func compareGolden(t *testing.T, name string, raw []byte) {
 
 // checkEnvelope checks the CloudEvents attributes of design.md on the wire
 // form, decoded with UseNumber so that no id passes through a float.
-func checkEnvelope(t *testing.T, raw []byte, src events.Source, m *bilibili.Message, wantType string) {
+func checkEnvelope(t *testing.T, raw []byte, src poller.Source, m *bilibili.Message, wantType string) {
 	t.Helper()
 	obj := decodeNumbers(t, raw)
 	want := map[string]string{

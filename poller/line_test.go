@@ -1,4 +1,4 @@
-package events_test
+package poller_test
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/poller"
 )
 
 // linePrefix is the time of day Line starts with; its value depends on the
@@ -25,9 +26,9 @@ func TestLine(t *testing.T) {
 		}
 		return ev
 	}
-	fromMessage := func(t *testing.T, src events.Source, m bilibili.Message) events.Event {
+	fromMessage := func(t *testing.T, src poller.Source, m bilibili.Message) events.Event {
 		t.Helper()
-		ev, err := events.FromMessage(src, &m)
+		ev, err := poller.MessageEvent(src, &m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +55,7 @@ func TestLine(t *testing.T) {
 		{
 			name: "message out",
 			ev: func(t *testing.T) events.Event {
-				return fromMessage(t, events.Source{AccountUID: accountUID, Conversation: userConv, SenderName: accountName}, out)
+				return fromMessage(t, poller.Source{AccountUID: accountUID, Conversation: userConv, SenderName: accountName}, out)
 			},
 			want:  []string{"→ [社会易姐QwQ · 293793435] bilibridge-bot: 收到，谢谢！"},
 			avoid: []string{"←"},
@@ -62,7 +63,7 @@ func TestLine(t *testing.T) {
 		{
 			name: "message without names",
 			ev: func(t *testing.T) events.Event {
-				return fromMessage(t, events.Source{AccountUID: accountUID, Conversation: noName}, incoming(2, fixtureContent(t, 1, 2)))
+				return fromMessage(t, poller.Source{AccountUID: accountUID, Conversation: noName}, incoming(2, fixtureContent(t, 1, 2)))
 			},
 			want: []string{"← [1/293793435] 293793435: [image]"},
 		},
