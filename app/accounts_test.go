@@ -10,7 +10,7 @@ import (
 	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 )
@@ -40,8 +40,8 @@ func TestTwoAccountsInOneProcess(t *testing.T) {
 	fake.Deliver(uidB, bilitest.Message{SessionType: 1, TalkerID: uint64(fanB), MsgType: 1, Content: bilitest.TextContent("to B")})
 	stream, _ := a.Conn.JS.Stream(context.Background(), "BILI")
 	got := map[string]string{}
-	bridgetest.Eventually(t, "both messages", func() bool {
-		for _, m := range bridgetest.StreamEvents(t, stream) {
+	bustest.Eventually(t, "both messages", func() bool {
+		for _, m := range bustest.StreamEvents(t, stream) {
 			if m.Event.Type == events.TypeMessage {
 				var d events.MessageData
 				m.Event.DecodeData(&d)
@@ -73,13 +73,13 @@ func TestTwoAccountsInOneProcess(t *testing.T) {
 
 	// A's login expires; B keeps flowing and /readyz names A.
 	fake.SetLoginValid(uidA, false)
-	bridgetest.Eventually(t, "A not ready", func() bool {
+	bustest.Eventually(t, "A not ready", func() bool {
 		code, body := get(t, "http://"+a.HTTPAddr+"/readyz")
 		return code == 503 && strings.Contains(body, fmt.Sprint(uidA))
 	})
 	fake.Deliver(uidB, bilitest.Message{SessionType: 1, TalkerID: uint64(fanB), MsgType: 1, Content: bilitest.TextContent("B still flows")})
-	bridgetest.Eventually(t, "B's message while A is expired", func() bool {
-		for _, m := range bridgetest.StreamEvents(t, stream) {
+	bustest.Eventually(t, "B's message while A is expired", func() bool {
+		for _, m := range bustest.StreamEvents(t, stream) {
 			var d events.MessageData
 			if m.Event.Type == events.TypeMessage && m.Event.DecodeData(&d) == nil && d.Message.Text == "B still flows" {
 				return true

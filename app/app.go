@@ -20,6 +20,7 @@ import (
 	"github.com/bilibridge/bilibridge/account"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
@@ -45,8 +46,8 @@ type Options struct {
 
 // App is a running bridge.
 type App struct {
-	Conn     *bridge.Conn
-	Store    *bridge.Store
+	Conn     *bus.Conn
+	Store    *bus.Store
 	Subjects events.Subjects
 	Accounts []*Account
 	Registry *prometheus.Registry
@@ -94,7 +95,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	conn, err := bridge.Connect(ctx, bridge.NATSConfig{
+	conn, err := bus.Connect(ctx, bus.NATSConfig{
 		URL: cfg.NATSURL, Creds: cfg.NATSCreds, User: cfg.NATSUser, Password: cfg.NATSPassword,
 		Listen: cfg.NATSListen, DataDir: cfg.DataDir, Name: "bilibridge", Logger: log,
 	})
@@ -114,7 +115,7 @@ func Run(ctx context.Context, opts Options) error {
 	if leaseTTL <= 0 {
 		leaseTTL = 30 * time.Second
 	}
-	store, err := bridge.Provision(ctx, conn.JS, bridge.StoreConfig{
+	store, err := bus.Provision(ctx, conn.JS, bus.StoreConfig{
 		Subjects: subjects, Replicas: cfg.NATSReplicas, MaxAge: cfg.StreamMaxAge, LeaseTTL: leaseTTL,
 	})
 	if err != nil {
@@ -123,7 +124,7 @@ func Run(ctx context.Context, opts Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &App{Conn: conn, Store: store, Subjects: subjects, Registry: reg}
-	pub := &bridge.Publisher{JS: conn.JS}
+	pub := &bus.Publisher{JS: conn.JS}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -330,7 +331,7 @@ func webhookSinks(cfg *config.Config, log *slog.Logger) ([]sinks.Sink, error) {
 }
 
 // publishStatus publishes an account.status event; failing that, it logs.
-func publishStatus(ctx context.Context, pub *bridge.Publisher, subjects events.Subjects, uid int64, state, msg string, log *slog.Logger) {
+func publishStatus(ctx context.Context, pub *bus.Publisher, subjects events.Subjects, uid int64, state, msg string, log *slog.Logger) {
 	ev, err := events.NewAccountStatus(uid, state, msg, time.Now())
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

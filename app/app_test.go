@@ -17,7 +17,7 @@ import (
 	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 )
@@ -140,7 +140,7 @@ func TestRunPublishesServesHealthAndShutsDownCleanly(t *testing.T) {
 	}
 	for _, want := range []string{`bilibridge_polls_total{result="ok"}`, `bilibridge_bilibili_calls_total{code="0",endpoint="new_sessions"}`,
 		`bilibridge_events_published_total{type="com.bilibili.dm.message"} 1`, "bilibridge_last_good_poll_timestamp_seconds", "bilibridge_poll_lag_seconds"} {
-		bridgetest.Eventually(t, "/metrics to show "+want, func() bool {
+		bustest.Eventually(t, "/metrics to show "+want, func() bool {
 			_, metrics := get(t, base+"/metrics")
 			return strings.Contains(metrics, want)
 		})
@@ -148,12 +148,12 @@ func TestRunPublishesServesHealthAndShutsDownCleanly(t *testing.T) {
 
 	// The login expires: not ready, one status event, no exit.
 	fake.SetLoginValid(uid, false)
-	bridgetest.Eventually(t, "/readyz 503", func() bool { code, _ := get(t, base+"/readyz"); return code == 503 })
+	bustest.Eventually(t, "/readyz 503", func() bool { code, _ := get(t, base+"/readyz"); return code == 503 })
 	if _, body := get(t, base+"/readyz"); !strings.Contains(body, "bilibridge login") {
 		t.Errorf("/readyz body does not say what to do: %s", body)
 	}
 	fake.SetLoginValid(uid, true)
-	bridgetest.Eventually(t, "/readyz 200 again", func() bool { code, _ := get(t, base+"/readyz"); return code == 200 })
+	bustest.Eventually(t, "/readyz 200 again", func() bool { code, _ := get(t, base+"/readyz"); return code == 200 })
 
 	if err := r.stop(); err != nil {
 		t.Fatalf("Run returned %v after cancel", err)
@@ -170,9 +170,9 @@ func TestRunPublishesServesHealthAndShutsDownCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	var texts []string
-	bridgetest.Eventually(t, "the message after restart", func() bool {
+	bustest.Eventually(t, "the message after restart", func() bool {
 		texts = texts[:0]
-		for _, m := range bridgetest.StreamEvents(t, stream) {
+		for _, m := range bustest.StreamEvents(t, stream) {
 			if m.Event.Type == events.TypeMessage {
 				var d events.MessageData
 				m.Event.DecodeData(&d)
@@ -216,7 +216,7 @@ func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
 	a := r.app
 	base := "http://" + a.HTTPAddr
 	fake.SetLoginValid(uid, false)
-	bridgetest.Eventually(t, "login_valid 0", func() bool {
+	bustest.Eventually(t, "login_valid 0", func() bool {
 		_, m := get(t, base+"/metrics")
 		return strings.Contains(m, `bilibridge_login_valid{uid="425503913"} 0`)
 	})
@@ -225,7 +225,7 @@ func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
 	if err := account.WriteCredentials(file, bilibili.Credentials{SESSDATA: "new-sess", BiliJct: "new-jct", DedeUserID: fmt.Sprint(uid)}); err != nil {
 		t.Fatal(err)
 	}
-	bridgetest.Eventually(t, "recovery without a restart", func() bool {
+	bustest.Eventually(t, "recovery without a restart", func() bool {
 		_, m := get(t, base+"/metrics")
 		code, _ := get(t, base+"/readyz")
 		return code == 200 && strings.Contains(m, `bilibridge_login_valid{uid="425503913"} 1`)
@@ -233,10 +233,10 @@ func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
 	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("after the new login")})
 	stream, _ := a.Conn.JS.Stream(context.Background(), "BILI")
 	var states []string
-	bridgetest.Eventually(t, "the message after the new login", func() bool {
+	bustest.Eventually(t, "the message after the new login", func() bool {
 		states = states[:0]
 		found := false
-		for _, m := range bridgetest.StreamEvents(t, stream) {
+		for _, m := range bustest.StreamEvents(t, stream) {
 			switch m.Event.Type {
 			case events.TypeAccountStatus:
 				var d events.AccountStatusData

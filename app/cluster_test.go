@@ -15,7 +15,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 )
@@ -31,7 +31,7 @@ import (
 // takeover repeat nothing. A repeated webhook-id is always the same
 // event, byte for byte.
 func TestClusterFailover(t *testing.T) {
-	cluster := bridgetest.StartCluster(t, 3)
+	cluster := bustest.StartCluster(t, 3)
 	fake := bilitest.NewServer()
 	t.Cleanup(fake.Close)
 	fake.AddAccount(bilitest.Account{UID: uid, Name: "me", SESSDATA: "sess", BiliJct: "jct"})
@@ -63,11 +63,11 @@ func TestClusterFailover(t *testing.T) {
 		}
 		return a2, a1
 	}
-	bridgetest.Eventually(t, "a polling bridge", func() bool {
+	bustest.Eventually(t, "a polling bridge", func() bool {
 		return a1.Accounts[0].Poller.Status().Leader || a2.Accounts[0].Poller.Status().Leader
 	})
 	deliver(30)
-	bridgetest.Eventually(t, "the first 30", func() bool { return recv.delivered() == 30 })
+	bustest.Eventually(t, "the first 30", func() bool { return recv.delivered() == 30 })
 
 	// Kill the NATS node the polling bridge is connected to.
 	poll, _ := leader()
@@ -77,7 +77,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	cluster.Nodes[node].Shutdown()
 	deliver(30)
-	bridgetest.Eventually(t, "60 after the node died", func() bool { return recv.delivered() == 60 })
+	bustest.Eventually(t, "60 after the node died", func() bool { return recv.delivered() == 60 })
 	// Whatever the dead node cost comes back within AckWait: wait until
 	// every sink has acked all it was given, so that the duplicates so far
 	// are the kill's and any later one is the stop's.
@@ -103,9 +103,9 @@ func TestClusterFailover(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Errorf("stopping the polling bridge: %v", err)
 	}
-	bridgetest.Eventually(t, "the lease to move", func() bool { return other.Accounts[0].Poller.Status().Leader })
+	bustest.Eventually(t, "the lease to move", func() bool { return other.Accounts[0].Poller.Status().Leader })
 	deliver(30)
-	bridgetest.Eventually(t, "all 90", func() bool { return recv.delivered() == 90 })
+	bustest.Eventually(t, "all 90", func() bool { return recv.delivered() == 90 })
 	settled(t, other)
 	if d := recv.duplicates() - killDups; d != 0 {
 		t.Errorf("%d duplicate deliveries after the graceful stop: a stop finishes and acks what is in flight and hands the rest back, so the takeover repeats nothing", d)
@@ -118,7 +118,7 @@ func TestClusterFailover(t *testing.T) {
 // pending and nothing unacked: no redelivery is still to come.
 func settled(t *testing.T, a *app.App) {
 	t.Helper()
-	bridgetest.Eventually(t, "every sink to have acked all it was given", func() bool {
+	bustest.Eventually(t, "every sink to have acked all it was given", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		l := a.Store.Events.ListConsumers(ctx)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 )
 
@@ -75,7 +75,7 @@ func TestDialLogsInToTheEmbeddedNATS(t *testing.T) {
 
 // TestDialLogsInToAnExternalNATS: NATS_URL with NATS_USER/NATS_PASSWORD.
 func TestDialLogsInToAnExternalNATS(t *testing.T) {
-	s := bridgetest.StartServerWithLogin(t, "ops", natsPassword)
+	s := bustest.StartServerWithLogin(t, "ops", natsPassword)
 	cfg := &config.Config{NATSURL: s.URL, NATSUser: "ops", NATSPassword: natsPassword}
 	nc, err := app.Dial(cfg, "bilibridge send")
 	if err != nil {

@@ -6,14 +6,14 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/sinks/discord"
 )
 
 // discordSink builds the Discord sink from DISCORD_*; replies go to the
 // account whose conversation the thread belongs to.
-func discordSink(cfg *config.Config, a *App, store *bridge.Store, log *slog.Logger) (*discord.Sink, error) {
+func discordSink(cfg *config.Config, a *App, store *bus.Store, log *slog.Logger) (*discord.Sink, error) {
 	dc, err := discord.New(discord.Config{
 		Token: cfg.DiscordToken, ChannelID: strings.TrimSpace(cfg.DiscordChannelID), APIURL: cfg.DiscordAPIURL,
 		AllowedUsers: discord.SplitIDs(cfg.DiscordAllowedUsers), AllowedRoles: discord.SplitIDs(cfg.DiscordAllowedRoles),

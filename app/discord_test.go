@@ -6,7 +6,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/sinks/discord/discordtest"
 )
@@ -30,7 +30,7 @@ func TestDiscordInbox(t *testing.T) {
 
 	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("hi @everyone")})
 	var thread string
-	bridgetest.Eventually(t, "the thread and the message", func() bool {
+	bustest.Eventually(t, "the thread and the message", func() bool {
 		for _, th := range dc.Threads(channel) {
 			for _, m := range dc.Messages(th.ID) {
 				if strings.Contains(m.Content, "hi") && m.Username == "friend" {
@@ -46,7 +46,7 @@ func TestDiscordInbox(t *testing.T) {
 	})
 	dc.Dispatch(discordtest.UserMessage{ChannelID: thread, GuildID: guild, AuthorID: "800000000000000999", Content: "not allowed"})
 	id := dc.Dispatch(discordtest.UserMessage{ChannelID: thread, GuildID: guild, AuthorID: "800000000000000001", Content: "on it!"})
-	bridgetest.Eventually(t, "the reply on Bilibili and ✅", func() bool {
+	bustest.Eventually(t, "the reply on Bilibili and ✅", func() bool {
 		reacted := false
 		for _, r := range dc.Reactions() {
 			if r.MessageID == id && r.Emoji == "✅" {

@@ -13,7 +13,7 @@ import (
 	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 )
 
@@ -76,9 +76,9 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	bridgetest.Eventually(t, "a failed webhook attempt in the log", func() bool { return strings.Contains(logs.String(), "delivery failed") })
+	bustest.Eventually(t, "a failed webhook attempt in the log", func() bool { return strings.Contains(logs.String(), "delivery failed") })
 	fake.SetLoginValid(uid, false)
-	bridgetest.Eventually(t, "the expiry in the log", func() bool { return strings.Contains(logs.String(), "login expired") })
+	bustest.Eventually(t, "the expiry in the log", func() bool { return strings.Contains(logs.String(), "login expired") })
 	r.stop()
 	out := logs.String()
 	for _, secret := range []string{sessdata, "SeSsDaTa", jct, apiToken, whsecret, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", hookToken, "refresh-sekret"} {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 )
 
 // A SIGTERM while an API caller waits for a send's outcome (?wait=true,
@@ -47,7 +47,7 @@ func TestShutdownAnswersWaitingRequests(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&body)
 		got <- answer{status: resp.StatusCode, body: body}
 	}()
-	bridgetest.Eventually(t, "the send under way", func() bool { return fake.Calls("send_msg") > 0 })
+	bustest.Eventually(t, "the send under way", func() bool { return fake.Calls("send_msg") > 0 })
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.stop() }()

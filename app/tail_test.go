@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/bilibridge/bilibridge/app"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -32,7 +32,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestTailPrintsOneLinePerEvent(t *testing.T) {
-	conn := bridgetest.StartServer(t).Connect(t)
+	conn := bustest.StartServer(t).Connect(t)
 	var out syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -47,12 +47,12 @@ func TestTailPrintsOneLinePerEvent(t *testing.T) {
 	}
 	b, _ := ev.Marshal()
 	// Publish until Tail's subscription has reached the server and printed.
-	bridgetest.Eventually(t, "the first line", func() bool {
+	bustest.Eventually(t, "the first line", func() bool {
 		conn.NC.Publish("bili.425503913.msg.1.293793435", b)
 		return strings.Count(out.String(), "\n") >= 1
 	})
 	conn.NC.Publish("bili.425503913.msg.1.293793435", []byte("not json"))
-	bridgetest.Eventually(t, "the error line", func() bool {
+	bustest.Eventually(t, "the error line", func() bool {
 		return strings.Contains(out.String(), "not json") || strings.Contains(out.String(), "malformed")
 	})
 	cancel()

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 )
 
 // telegramSink builds the Telegram sink from TELEGRAM_*; replies go to the
 // account whose conversation the topic belongs to.
-func telegramSink(cfg *config.Config, a *App, store *bridge.Store, outboxes bridge.Outboxes, srv *bridge.HTTPServer, log *slog.Logger) (*telegram.Sink, error) {
+func telegramSink(cfg *config.Config, a *App, store *bus.Store, outboxes bridge.Outboxes, srv *bridge.HTTPServer, log *slog.Logger) (*telegram.Sink, error) {
 	chatID, err := strconv.ParseInt(strings.TrimSpace(cfg.TelegramChatID), 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("TELEGRAM_CHAT_ID must be a numeric chat id (a supergroup's starts with -100)")

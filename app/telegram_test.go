@@ -6,7 +6,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
@@ -33,7 +33,7 @@ func TestTelegramInbox(t *testing.T) {
 
 	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("hello <team>")})
 	var thread int
-	bridgetest.Eventually(t, "the topic and the message", func() bool {
+	bustest.Eventually(t, "the topic and the message", func() bool {
 		for _, tp := range tg.Topics(chat) {
 			if tp.Name == "friend · 293793435" {
 				thread = tp.ThreadID
@@ -52,7 +52,7 @@ func TestTelegramInbox(t *testing.T) {
 
 	tg.UserMessage(chat, thread, telegramtest.User{ID: 999, FirstName: "stranger"}, "not allowed")
 	id := tg.UserMessage(chat, thread, telegramtest.User{ID: 777, FirstName: "teammate"}, "thanks, we will look")
-	bridgetest.Eventually(t, "the reply on Bilibili and the reaction", func() bool {
+	bustest.Eventually(t, "the reply on Bilibili and the reaction", func() bool {
 		m, ok := tg.Message(chat, id)
 		return len(fake.Sent(uid)) == 1 && ok && len(m.Reactions) > 0
 	})

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
@@ -51,7 +51,7 @@ func TestDMReachesASignedWebhook(t *testing.T) {
 	start(t, cfg, fake)
 
 	d := fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("to the webhook")})
-	bridgetest.Eventually(t, "the webhook", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	bustest.Eventually(t, "the webhook", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	var data events.MessageData

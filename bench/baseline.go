@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -31,7 +31,7 @@ type Baseline struct {
 
 // baseline publishes msgs one by one, each waiting for its ack (as the
 // poller does), to a fresh embedded JetStream set up as the bridge sets
-// up its own (bridge.Provision: stream BILI, file storage, duplicate
+// up its own (bus.Provision: stream BILI, file storage, duplicate
 // window), while a durable pull consumer over the message subjects
 // receives and acks each (plain Ack). It measures the first publish to
 // the last ack.
@@ -45,13 +45,13 @@ func baseline(ctx context.Context, msgs []rawMsg) (Baseline, error) {
 		return b, err
 	}
 	defer os.RemoveAll(dir)
-	conn, err := bridge.Connect(ctx, bridge.NATSConfig{Listen: "off", DataDir: dir, Name: "bench baseline"})
+	conn, err := bus.Connect(ctx, bus.NATSConfig{Listen: "off", DataDir: dir, Name: "bench baseline"})
 	if err != nil {
 		return b, err
 	}
 	defer conn.Close()
 	subjects := events.Subjects{Prefix: "bili"}
-	store, err := bridge.Provision(ctx, conn.JS, bridge.StoreConfig{Subjects: subjects, Replicas: 1, MaxAge: 720 * time.Hour})
+	store, err := bus.Provision(ctx, conn.JS, bus.StoreConfig{Subjects: subjects, Replicas: 1, MaxAge: 720 * time.Hour})
 	if err != nil {
 		return b, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -156,7 +157,7 @@ func (o *Outbox) Submit(ctx context.Context, req SendRequest, wait time.Duration
 		timeout = 10 * time.Second
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
-	pub := &Publisher{JS: o.JS}
+	pub := &bus.Publisher{JS: o.JS}
 	ack, err := pub.PublishRaw(pctx, o.Subjects.Send(o.AccountUID, req.SessionType, req.TalkerID), OutboxMsgID(o.AccountUID, cmd.CommandID), data, nil)
 	cancel()
 	if err != nil {

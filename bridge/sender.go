@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/kvkey"
 )
@@ -74,7 +75,7 @@ type SenderConfig struct {
 	Outbox    jetstream.Stream
 	Records   jetstream.KeyValue
 	State     jetstream.KeyValue
-	Publisher *Publisher
+	Publisher *bus.Publisher
 	Subjects  events.Subjects
 	// RetrySchedule is the wait before each retry; len+1 attempts in all.
 	// Default DefaultSendRetrySchedule.

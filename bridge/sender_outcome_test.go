@@ -12,7 +12,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
 	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -75,7 +75,7 @@ func TestSenderLookBackReachesTheSendTime(t *testing.T) {
 	r.fake.Fail("send_msg", 1, bilitest.Fault{Delay: 2 * time.Second, Apply: true})
 	r.start(r.senderConfig())
 	r.command(2, sndGroup, events.SendCommand{CommandID: "group-1", Text: "welcome, everyone"})
-	bridgetest.Eventually(t, "the send stored", func() bool { return len(r.fake.Sent(sndUID)) == 1 })
+	bustest.Eventually(t, "the send stored", func() bool { return len(r.fake.Sent(sndUID)) == 1 })
 	// Meanwhile the group talks: 120 messages from members.
 	for i := range 120 {
 		r.fake.Deliver(sndUID, bilitest.Message{SessionType: 2, TalkerID: sndGroup, SenderUID: sndFriend, MsgType: 1,

@@ -20,7 +20,8 @@ import (
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
 	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -37,9 +38,9 @@ type sendRig struct {
 	t        *testing.T
 	fake     *bilitest.Server
 	client   *bilibili.Client
-	conn     *bridge.Conn
-	store    *bridge.Store
-	pub      *bridge.Publisher
+	conn     *bus.Conn
+	store    *bus.Store
+	pub      *bus.Publisher
 	subjects events.Subjects
 }
 
@@ -67,10 +68,10 @@ func newSendRig(t *testing.T, opts rigOptions) *sendRig {
 		Limiter:     rate.NewLimiter(rate.Inf, 1),
 		SendLimiter: rate.NewLimiter(rate.Inf, 1),
 	})
-	srv := bridgetest.StartServer(t)
+	srv := bustest.StartServer(t)
 	conn := srv.Connect(t)
-	store := bridgetest.Provision(t, conn, time.Second)
-	return &sendRig{t: t, fake: fake, client: client, conn: conn, store: store, pub: &bridge.Publisher{JS: conn.JS}}
+	store := bustest.Provision(t, conn, time.Second)
+	return &sendRig{t: t, fake: fake, client: client, conn: conn, store: store, pub: &bus.Publisher{JS: conn.JS}}
 }
 
 func (r *sendRig) senderConfig() bridge.SenderConfig {
@@ -132,7 +133,7 @@ type sendResult struct {
 func (r *sendRig) results(commandID string) []sendResult {
 	r.t.Helper()
 	var out []sendResult
-	for _, m := range bridgetest.StreamEvents(r.t, r.store.Events) {
+	for _, m := range bustest.StreamEvents(r.t, r.store.Events) {
 		if m.Event.ID != events.SendResultID(sndUID, commandID) {
 			continue
 		}
@@ -148,7 +149,7 @@ func (r *sendRig) results(commandID string) []sendResult {
 // result waits for the one result of commandID.
 func (r *sendRig) result(commandID string) sendResult {
 	r.t.Helper()
-	bridgetest.Eventually(r.t, "the result of "+commandID, func() bool { return len(r.results(commandID)) > 0 })
+	bustest.Eventually(r.t, "the result of "+commandID, func() bool { return len(r.results(commandID)) > 0 })
 	res := r.results(commandID)
 	if len(res) != 1 {
 		r.t.Fatalf("%d results for %s, want 1", len(res), commandID)
@@ -158,7 +159,7 @@ func (r *sendRig) result(commandID string) sendResult {
 
 func (r *sendRig) outboxEmpty() {
 	r.t.Helper()
-	bridgetest.Eventually(r.t, "an empty outbox", func() bool {
+	bustest.Eventually(r.t, "an empty outbox", func() bool {
 		info, err := r.store.Outbox.Info(context.Background())
 		return err == nil && info.State.Msgs == 0
 	})
@@ -555,7 +556,7 @@ func TestSenderResumesAfterCrashMidText(t *testing.T) {
 	r.fake.Fail("send_msg", 1, bilitest.Fault{Delay: time.Hour, Apply: true})
 	stop := r.start(r.senderConfig())
 	r.command(1, uint64(sndFriend), events.SendCommand{CommandID: "crash-1", Text: text})
-	bridgetest.Eventually(t, "part 3 stored", func() bool { return len(r.fake.Sent(sndUID)) == 3 })
+	bustest.Eventually(t, "part 3 stored", func() bool { return len(r.fake.Sent(sndUID)) == 3 })
 	stop()
 	if n := len(r.results("crash-1")); n != 0 {
 		t.Fatalf("%d results before the restart", n)

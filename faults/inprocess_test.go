@@ -13,15 +13,15 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/sinks"
 )
 
 // natsOn starts a JetStream server on addr storing in dir.
 func natsOn(t *testing.T, addr, dir string) *server.Server {
 	t.Helper()
-	ns, err := bridge.StartEmbedded(bridge.EmbeddedConfig{Listen: addr, StoreDir: dir, MaxStore: 1 << 30, MaxMemory: 64 << 20})
+	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: addr, StoreDir: dir, MaxStore: 1 << 30, MaxMemory: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestWebhookDown(t *testing.T) {
 	)
 	w := newWorld(t, 20)
 	r := newReceiver(t)
-	ns := bridgetest.StartServer(t)
+	ns := bustest.StartServer(t)
 	var logs logBuffer
 	dumpOnFailure(t, "bridge", &logs)
 	cfg := bridgeConfig(t, w, r, ns.URL, 100*time.Millisecond)
@@ -157,7 +157,7 @@ func TestWebhookRetryAfterOutage(t *testing.T) {
 	outage := 6 * retryAfter
 	w := newWorld(t, 5)
 	r := newReceiver(t)
-	ns := bridgetest.StartServer(t)
+	ns := bustest.StartServer(t)
 	var logs logBuffer
 	dumpOnFailure(t, "bridge", &logs)
 	cfg := bridgeConfig(t, w, r, ns.URL, 100*time.Millisecond)
@@ -200,7 +200,7 @@ func TestBilibiliFaults(t *testing.T) {
 	const maxSeconds = 60
 	w := newWorld(t, 3)
 	r := newReceiver(t)
-	ns := bridgetest.StartServer(t)
+	ns := bustest.StartServer(t)
 	var logs logBuffer
 	dumpOnFailure(t, "bridge", &logs)
 	cfg := bridgeConfig(t, w, r, ns.URL, 100*time.Millisecond)

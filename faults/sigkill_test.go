@@ -17,20 +17,20 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
 
 // leaseBucket opens the poller lease bucket on ns, waiting for the
 // bridge to create it.
-func leaseBucket(t *testing.T, ns *bridgetest.Server) jetstream.KeyValue {
+func leaseBucket(t *testing.T, ns *bustest.Server) jetstream.KeyValue {
 	t.Helper()
 	c := ns.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	kv, err := c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bridge.BucketLeases, History: 1, TTL: 30 * time.Second, Storage: jetstream.FileStorage})
+	kv, err := c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bus.BucketLeases, History: 1, TTL: 30 * time.Second, Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func sigkill(t *testing.T, scenario string, messages, kills int, sendFor time.Du
 	const convs = 20
 	w := newWorld(t, convs)
 	r := newReceiver(t)
-	ns := bridgetest.StartServer(t)
+	ns := bustest.StartServer(t)
 	p := &proc{t: t, env: bridgeEnv(w, r, ns.URL, t.TempDir()), log: filepath.Join(t.TempDir(), "bridge.log")}
 	dumpOnFailure(t, "bridge", p)
 	t.Cleanup(p.stop)

@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/lease"
 )
 
 func TestLeaseExpiresWhenHolderDies(t *testing.T) {
 	const ttl = time.Second
-	store := bridgetest.Provision(t, bridgetest.StartServer(t).Connect(t), ttl)
+	store := bustest.Provision(t, bustest.StartServer(t).Connect(t), ttl)
 	log := slog.New(slog.DiscardHandler)
 	dead := lease.New(store.Leases, "1", "dead", ttl, log)
 	if !dead.Renew(context.Background()) {
@@ -24,7 +24,7 @@ func TestLeaseExpiresWhenHolderDies(t *testing.T) {
 	if alive.Renew(context.Background()) {
 		t.Fatal("lease taken while held")
 	}
-	bridgetest.Eventually(t, "expiry", func() bool { return alive.Renew(context.Background()) })
+	bustest.Eventually(t, "expiry", func() bool { return alive.Renew(context.Background()) })
 	if dead.Renew(context.Background()) {
 		t.Error("the dead holder got the lease back while another holds it")
 	}
@@ -35,19 +35,19 @@ func TestLeaseExpiresWhenHolderDies(t *testing.T) {
 // two pollers (or two sink workers) would run.
 func TestHeldTurnsFalseWithoutARecentRenewal(t *testing.T) {
 	const ttl = 600 * time.Millisecond
-	store := bridgetest.Provision(t, bridgetest.StartServer(t).Connect(t), ttl)
+	store := bustest.Provision(t, bustest.StartServer(t).Connect(t), ttl)
 	log := slog.New(slog.DiscardHandler)
 	paused := lease.New(store.Leases, "acct", "paused", ttl, log)
 	if !paused.Renew(context.Background()) || !paused.Held() {
 		t.Fatal("could not take the lease")
 	}
 	// No renewal from here on: the holder is "paused".
-	bridgetest.Eventually(t, "Held to turn false", func() bool { return !paused.Held() })
+	bustest.Eventually(t, "Held to turn false", func() bool { return !paused.Held() })
 	// By then the server may not have expired the key yet (the margin),
 	// but once it has, another process takes over, and the paused one
 	// still does not count itself a holder.
 	other := lease.New(store.Leases, "acct", "other", ttl, log)
-	bridgetest.Eventually(t, "takeover", func() bool { return other.Renew(context.Background()) })
+	bustest.Eventually(t, "takeover", func() bool { return other.Renew(context.Background()) })
 	if paused.Held() {
 		t.Fatal("the paused holder still believes it holds the lease after another took it")
 	}
@@ -62,13 +62,13 @@ func TestHeldTurnsFalseWithoutARecentRenewal(t *testing.T) {
 // A holder that keeps renewing keeps the lease across many TTLs.
 func TestKeepHoldsTheLease(t *testing.T) {
 	const ttl = 300 * time.Millisecond
-	store := bridgetest.Provision(t, bridgetest.StartServer(t).Connect(t), ttl)
+	store := bustest.Provision(t, bustest.StartServer(t).Connect(t), ttl)
 	log := slog.New(slog.DiscardHandler)
 	l := lease.New(store.Leases, "acct", "keeper", ttl, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); l.Keep(ctx, nil) }()
-	bridgetest.Eventually(t, "the lease", l.Held)
+	bustest.Eventually(t, "the lease", l.Held)
 	other := lease.New(store.Leases, "acct", "other", ttl, log)
 	for range 10 {
 		time.Sleep(ttl / 2)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/bilibridge/bilibridge/bilibili"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -36,8 +36,8 @@ func (c *countingPublisher) Publish(context.Context, string, events.Event) error
 }
 
 func TestBackoffOnRiskControlAndTransientErrors(t *testing.T) {
-	srv := bridgetest.StartServer(t)
-	store := bridgetest.Provision(t, srv.Connect(t), time.Second)
+	srv := bustest.StartServer(t)
+	store := bustest.Provision(t, srv.Connect(t), time.Second)
 	for _, err := range []error{
 		&bilibili.APIError{Endpoint: "new_sessions", Code: bilibili.CodeRiskControl},
 		&bilibili.APIError{Endpoint: "new_sessions", Code: bilibili.CodeIntercepted},

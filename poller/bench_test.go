@@ -11,8 +11,8 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
 )
@@ -22,10 +22,10 @@ import (
 // conversion, JSON encoding and a publish to a real JetStream over TCP.
 // It reports p50 and p99 of the single-message latency.
 func BenchmarkMessageToAck(b *testing.B) {
-	srv := bridgetest.StartServer(b)
+	srv := bustest.StartServer(b)
 	conn := srv.Connect(b)
-	bridgetest.Provision(b, conn, time.Second)
-	pub := &bridge.Publisher{JS: conn.JS}
+	bustest.Provision(b, conn, time.Second)
+	pub := &bus.Publisher{JS: conn.JS}
 	subj := events.Subjects{}
 	src := poller.Source{AccountUID: uid, Conversation: events.Conversation{SessionType: 1, TalkerID: uint64(friend), Kind: "user", Name: "friend"}}
 	content := bilitest.TextContent("up主你好，\n催更[doge] 这是一条普通长度的私信，用来测量发布的开销。")
@@ -70,10 +70,10 @@ func BenchmarkPollCalls(b *testing.B) {
 				Endpoints: bilibili.Endpoints{API: u, MainAPI: u}, HTTPClient: fake.Client(),
 				// The account budget would dominate; this counts calls, not pacing.
 				Limiter: rate.NewLimiter(rate.Inf, 0)})
-			srv := bridgetest.StartServer(b)
+			srv := bustest.StartServer(b)
 			conn := srv.Connect(b)
-			st := bridgetest.Provision(b, conn, time.Second)
-			p := poller.New(poller.Config{AccountUID: uid, API: client, Publisher: &bridge.Publisher{JS: conn.JS}, Cursors: st.Cursors})
+			st := bustest.Provision(b, conn, time.Second)
+			p := poller.New(poller.Config{AccountUID: uid, API: client, Publisher: &bus.Publisher{JS: conn.JS}, Cursors: st.Cursors})
 			ctx := context.Background()
 			if err := p.PollOnce(ctx); err != nil { // first start
 				b.Fatal(err)

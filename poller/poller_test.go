@@ -14,8 +14,8 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
 )
@@ -33,9 +33,9 @@ type rig struct {
 	t      *testing.T
 	fake   *bilitest.Server
 	client *bilibili.Client
-	conn   *bridge.Conn
-	store  *bridge.Store
-	pub    *bridge.Publisher
+	conn   *bus.Conn
+	store  *bus.Store
+	pub    *bus.Publisher
 }
 
 func newRig(t *testing.T) *rig {
@@ -56,10 +56,10 @@ func newRig(t *testing.T) *rig {
 		// Pacing is the client's business; these tests count calls.
 		Limiter: rate.NewLimiter(rate.Inf, 0),
 	})
-	srv := bridgetest.StartServer(t)
+	srv := bustest.StartServer(t)
 	conn := srv.Connect(t)
-	store := bridgetest.Provision(t, conn, time.Second)
-	return &rig{t: t, fake: fake, client: client, conn: conn, store: store, pub: &bridge.Publisher{JS: conn.JS}}
+	store := bustest.Provision(t, conn, time.Second)
+	return &rig{t: t, fake: fake, client: client, conn: conn, store: store, pub: &bus.Publisher{JS: conn.JS}}
 }
 
 func (r *rig) poller(mod func(*poller.Config)) *poller.Poller {
@@ -77,9 +77,9 @@ func (r *rig) deliver(talker int64, text string) bilitest.Delivered {
 	return r.fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(talker), MsgType: 1, Content: bilitest.TextContent(text), MsgSource: 2})
 }
 
-func (r *rig) events() []bridgetest.Msg {
+func (r *rig) events() []bustest.Msg {
 	r.t.Helper()
-	return bridgetest.StreamEvents(r.t, r.store.Events)
+	return bustest.StreamEvents(r.t, r.store.Events)
 }
 
 func (r *rig) pollOnce(p *poller.Poller) {
@@ -99,7 +99,7 @@ func (r *rig) totalCalls() int {
 	return n
 }
 
-func messageData(t *testing.T, m bridgetest.Msg) events.MessageData {
+func messageData(t *testing.T, m bustest.Msg) events.MessageData {
 	t.Helper()
 	var d events.MessageData
 	if err := m.Event.DecodeData(&d); err != nil {
@@ -192,7 +192,7 @@ func TestRestartPublishesNothingTwiceAndMissesNothing(t *testing.T) {
 // crashAfterPublish publishes, then fails as a process killed before it
 // saved its cursor would.
 type crashAfterPublish struct {
-	inner *bridge.Publisher
+	inner *bus.Publisher
 	after int
 	n     int
 }
@@ -402,16 +402,16 @@ func TestLoginExpiredPausesAndRecovers(t *testing.T) {
 		}
 		return s
 	}
-	bridgetest.Eventually(t, "login_expired status", func() bool { return len(states()) == 1 })
+	bustest.Eventually(t, "login_expired status", func() bool { return len(states()) == 1 })
 	if p.Status().LoginValid {
 		t.Error("status still says the login is valid")
 	}
 	// Retries keep going without more status events (one alert, not a flood).
 	calls := r.fake.Calls("new_sessions")
-	bridgetest.Eventually(t, "retries", func() bool { return r.fake.Calls("new_sessions") > calls+3 })
+	bustest.Eventually(t, "retries", func() bool { return r.fake.Calls("new_sessions") > calls+3 })
 	r.fake.SetLoginValid(uid, true)
 	r.deliver(friend, "after the new login")
-	bridgetest.Eventually(t, "recovery", func() bool { return p.Status().LoginValid && len(r.events()) == 3 })
+	bustest.Eventually(t, "recovery", func() bool { return p.Status().LoginValid && len(r.events()) == 3 })
 	cancel()
 	wg.Wait()
 	if runErr != nil {
@@ -439,20 +439,20 @@ func TestOnlyOnePollerPollsAndTheOtherTakesOver(t *testing.T) {
 	wg.Add(2)
 	go func() { defer wg.Done(); a.Run(ctxA) }()
 	go func() { defer wg.Done(); b.Run(ctxB) }()
-	bridgetest.Eventually(t, "a leader", func() bool { return a.Status().Leader || b.Status().Leader })
+	bustest.Eventually(t, "a leader", func() bool { return a.Status().Leader || b.Status().Leader })
 	leader, follower, stopLeader := a, b, stopA
 	if b.Status().Leader {
 		leader, follower, stopLeader = b, a, stopB
 	}
 	r.deliver(friend, "x")
-	bridgetest.Eventually(t, "the message", func() bool { return len(r.events()) == 1 })
+	bustest.Eventually(t, "the message", func() bool { return len(r.events()) == 1 })
 	if leader.Status().LastGoodPoll.IsZero() || !follower.Status().LastGoodPoll.IsZero() {
 		t.Errorf("the follower polled: leader %v follower %v", leader.Status(), follower.Status())
 	}
 	stopLeader()
-	bridgetest.Eventually(t, "takeover", func() bool { return follower.Status().Leader })
+	bustest.Eventually(t, "takeover", func() bool { return follower.Status().Leader })
 	r.deliver(friend, "y")
-	bridgetest.Eventually(t, "the message after takeover", func() bool { return len(r.events()) == 2 })
+	bustest.Eventually(t, "the message after takeover", func() bool { return len(r.events()) == 2 })
 	stopA()
 	stopB()
 	wg.Wait()
@@ -597,7 +597,7 @@ func TestPassingFetchErrorsLoseNothing(t *testing.T) {
 			r.fake.Fail("fetch_session_msgs", 1, bilitest.Fault{Code: code})
 			_ = p.PollOnce(context.Background()) // may fail: it is the only conversation
 			// The next polls (once its retry is due) fetch it again.
-			bridgetest.Eventually(t, "the second message", func() bool {
+			bustest.Eventually(t, "the second message", func() bool {
 				_ = p.PollOnce(context.Background())
 				return len(r.events()) == 2
 			})

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/kvkey"
 	"github.com/bilibridge/bilibridge/sinks"
@@ -124,7 +124,7 @@ func TestRestartsDoNotUseUpAttempts(t *testing.T) {
 	for i := range restarts {
 		stop := r.runOn(ep, nil)
 		// One real attempt per run, then a stop while the endpoint is down.
-		bridgetest.Eventually(t, "an attempt", func() bool { return ep.count(id) >= i+1 })
+		bustest.Eventually(t, "an attempt", func() bool { return ep.count(id) >= i+1 })
 		stop()
 	}
 	attempts := ep.count(id)
@@ -150,12 +150,12 @@ func TestRestartsDoNotUseUpAttempts(t *testing.T) {
 	}
 	ep.down.Store(false)
 	r.runOn(ep, nil)
-	bridgetest.Eventually(t, "the delivery", func() bool { return len(ep.delivered()["1/1"]) == 1 })
+	bustest.Eventually(t, "the delivery", func() bool { return len(ep.delivered()["1/1"]) == 1 })
 	if n := len(r.deadLetters()); n != 0 {
 		t.Fatalf("%d dead letters after %d restarts", n, restarts)
 	}
 	// Done: the record is gone.
-	bridgetest.Eventually(t, "the record removed", func() bool {
+	bustest.Eventually(t, "the record removed", func() bool {
 		_, err := r.store.Records.Get(context.Background(), key)
 		return err != nil
 	})
@@ -175,7 +175,7 @@ func TestGiveUpCountsFromTheFirstFailureAcrossRestarts(t *testing.T) {
 		stop()
 	}
 	r.runOn(ep, mod)
-	bridgetest.Eventually(t, "the dead letter", func() bool { return len(r.deadLetters()) == 1 })
+	bustest.Eventually(t, "the dead letter", func() bool { return len(r.deadLetters()) == 1 })
 	d := r.deadLetters()[0]
 	if d.Event.ID != id || d.Attempts != ep.count(id) {
 		t.Errorf("dead letter of %s with %d attempts; the endpoint saw %d", d.Event.ID, d.Attempts, ep.count(id))
@@ -206,13 +206,13 @@ func TestEndpointRecoveryResumesEveryConversation(t *testing.T) {
 			want[events.ConversationSubject(1, talker)] = append(want[events.ConversationSubject(1, talker)], id)
 		}
 	}
-	bridgetest.Eventually(t, "the first failure", func() bool { return len(ep.got()) > 0 })
+	bustest.Eventually(t, "the first failure", func() bool { return len(ep.got()) > 0 })
 	outage := 3500 * time.Millisecond
 	time.Sleep(outage)
 	during := len(ep.got())
 	ep.down.Store(false)
 	back := time.Now()
-	bridgetest.Eventually(t, "every conversation delivered", func() bool {
+	bustest.Eventually(t, "every conversation delivered", func() bool {
 		d := ep.delivered()
 		for c, ids := range want {
 			if len(d[c]) != len(ids) {
@@ -272,7 +272,7 @@ func TestOrderAcrossHandBack(t *testing.T) {
 					}
 				}
 				// Held: every conversation's head failed at least once.
-				bridgetest.Eventually(t, "the heads tried", func() bool {
+				bustest.Eventually(t, "the heads tried", func() bool {
 					for c := range want {
 						if !slices.ContainsFunc(ep.got(), func(q switchReq) bool { return q.conv == c }) {
 							return false
@@ -285,7 +285,7 @@ func TestOrderAcrossHandBack(t *testing.T) {
 				if second == nil {
 					second = r.runOn(ep, mod)
 				}
-				bridgetest.Eventually(t, "the round delivered", func() bool {
+				bustest.Eventually(t, "the round delivered", func() bool {
 					d := ep.delivered()
 					for c, ids := range want {
 						if len(d[c]) != len(ids) {

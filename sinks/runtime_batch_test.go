@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
@@ -68,7 +68,7 @@ func TestBacklogMergedIntoFewTelegramMessages(t *testing.T) {
 	}
 	r.publish(8, 2000, "another conversation")
 	r.runSink(tg, nil)
-	bridgetest.Eventually(t, "the backlog delivered", func() bool { return r.unfinished(tg.Name()) == 0 })
+	bustest.Eventually(t, "the backlog delivered", func() bool { return r.unfinished(tg.Name()) == 0 })
 
 	var all strings.Builder
 	sent := fake.Sent(chat)
@@ -151,7 +151,7 @@ func TestBatchPermanentFailureBlamesOnlyTheBadEvent(t *testing.T) {
 		r.publish(7, uint64(i+1), text)
 	}
 	r.runSink(sink, nil)
-	bridgetest.Eventually(t, "all done", func() bool { return r.unfinished(sink.Name()) == 0 })
+	bustest.Eventually(t, "all done", func() bool { return r.unfinished(sink.Name()) == 0 })
 	dead := r.deadLetters()
 	if len(dead) != 1 || dead[0].Event.ID != events.MessageID(rtUID, 3) {
 		t.Fatalf("dead letters %+v, want only the bad event", dead)
@@ -183,8 +183,8 @@ func TestBatchRetriedThenDeadLettered(t *testing.T) {
 		want = append(want, r.publish(7, uint64(i+1), fmt.Sprint("m", i)))
 	}
 	r.runSink(sink, func(c *sinks.RuntimeConfig) { c.MaxBatch = 4; c.GiveUp = 500 * time.Millisecond })
-	bridgetest.Eventually(t, "six dead letters", func() bool { return len(r.deadLetters()) == 6 })
-	bridgetest.Eventually(t, "all done", func() bool { return r.unfinished(sink.Name()) == 0 })
+	bustest.Eventually(t, "six dead letters", func() bool { return len(r.deadLetters()) == 6 })
+	bustest.Eventually(t, "all done", func() bool { return r.unfinished(sink.Name()) == 0 })
 	// Each call was retried as it was, none larger than MaxBatch.
 	tries := map[string]int{} // text → calls that carried it
 	for _, c := range sink.calls() {

@@ -18,15 +18,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
 
 // The sink runtime benchmarks (issue 4, "Benchmark"): a real embedded
-// JetStream over TCP (bridgetest), the real webhook sink signing every
+// JetStream over TCP (bustest), the real webhook sink signing every
 // request, and a local receiver that verifies signatures and checks the
 // order of each conversation. Run them with
 //
@@ -246,15 +246,15 @@ func benchThroughput(b *testing.B, client func() *http.Client) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		conn := bridgetest.StartServer(b).Connect(b)
-		store := bridgetest.Provision(b, conn, time.Second)
+		conn := bustest.StartServer(b).Connect(b)
+		store := bustest.Provision(b, conn, time.Second)
 		since := time.Now().Add(-time.Second)
 		publishAll(b, conn.JS, msgs)
 
 		ackTook += benchAckLoop(b, store.Events, len(msgs))
 
 		rcv := newBenchReceiver(b, len(msgs), false)
-		rt := sinks.NewRuntime(sinks.RuntimeConfig{Stream: store.Events, Publisher: &bridge.Publisher{JS: conn.JS},
+		rt := sinks.NewRuntime(sinks.RuntimeConfig{Stream: store.Events, Publisher: &bus.Publisher{JS: conn.JS},
 			Subjects: events.Subjects{}, Since: since})
 		sink := rcv.sink(b, client())
 		ctx, cancel := context.WithCancel(context.Background())
@@ -365,7 +365,7 @@ func benchPostLoop(b *testing.B, s jetstream.Stream, n int, client *http.Client)
 // waitDrained waits until consumer name has nothing pending or unacked.
 func waitDrained(b *testing.B, s jetstream.Stream, name string) {
 	b.Helper()
-	bridgetest.Eventually(b, "consumer "+name+" drained", func() bool {
+	bustest.Eventually(b, "consumer "+name+" drained", func() bool {
 		c, err := s.Consumer(context.Background(), name)
 		if err != nil {
 			return false
@@ -386,17 +386,17 @@ func BenchmarkRuntimeLatency(b *testing.B) {
 		perOp = 1000
 		every = 10 * time.Millisecond
 	)
-	conn := bridgetest.StartServer(b).Connect(b)
-	store := bridgetest.Provision(b, conn, time.Second)
+	conn := bustest.StartServer(b).Connect(b)
+	store := bustest.Provision(b, conn, time.Second)
 	rcv := newBenchReceiver(b, b.N*perOp, true)
 	sink := rcv.sink(b, nil)
-	rt := sinks.NewRuntime(sinks.RuntimeConfig{Stream: store.Events, Publisher: &bridge.Publisher{JS: conn.JS}, Subjects: events.Subjects{}})
+	rt := sinks.NewRuntime(sinks.RuntimeConfig{Stream: store.Events, Publisher: &bus.Publisher{JS: conn.JS}, Subjects: events.Subjects{}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	result := make(chan error, 1)
 	go func() { result <- rt.Run(ctx, sink) }()
 	// The consumer exists before the first event (it would start there anyway).
-	bridgetest.Eventually(b, "the sink's consumer", func() bool {
+	bustest.Eventually(b, "the sink's consumer", func() bool {
 		_, err := store.Events.Consumer(ctx, sinks.ConsumerName(sink.Name()))
 		return err == nil
 	})

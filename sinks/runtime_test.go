@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
@@ -91,18 +91,18 @@ func (r *receiver) count(id string) int {
 
 type rtRig struct {
 	t     *testing.T
-	srv   *bridgetest.Server
-	conn  *bridge.Conn
-	store *bridge.Store
-	pub   *bridge.Publisher
+	srv   *bustest.Server
+	conn  *bus.Conn
+	store *bus.Store
+	pub   *bus.Publisher
 }
 
 func newRTRig(t *testing.T) *rtRig {
 	t.Helper()
-	srv := bridgetest.StartServer(t)
+	srv := bustest.StartServer(t)
 	conn := srv.Connect(t)
-	store := bridgetest.Provision(t, conn, time.Second)
-	return &rtRig{t: t, srv: srv, conn: conn, store: store, pub: &bridge.Publisher{JS: conn.JS}}
+	store := bustest.Provision(t, conn, time.Second)
+	return &rtRig{t: t, srv: srv, conn: conn, store: store, pub: &bus.Publisher{JS: conn.JS}}
 }
 
 // publish publishes a text message event in conversation talker and
@@ -155,7 +155,7 @@ func (r *rtRig) run(rcv *receiver, mod func(*sinks.RuntimeConfig)) (stop func(),
 
 func (r *rtRig) deadLetters() []events.DeadLetterData {
 	var out []events.DeadLetterData
-	for _, m := range bridgetest.StreamEvents(r.t, r.store.Events) {
+	for _, m := range bustest.StreamEvents(r.t, r.store.Events) {
 		if m.Event.Type == events.TypeDeadLetter {
 			var d events.DeadLetterData
 			if err := m.Event.DecodeData(&d); err != nil {
@@ -177,8 +177,8 @@ func TestEndpointFailingThenSucceeding(t *testing.T) {
 	})
 	r.run(rcv, nil)
 	id := r.publish(1, 1, "hello")
-	bridgetest.Eventually(t, "three attempts", func() bool { return rcv.count(id) == 3 })
-	bridgetest.Eventually(t, "the ack", func() bool { return pending(t, r, rcv) == 0 })
+	bustest.Eventually(t, "three attempts", func() bool { return rcv.count(id) == 3 })
+	bustest.Eventually(t, "the ack", func() bool { return pending(t, r, rcv) == 0 })
 	if n := len(r.deadLetters()); n != 0 {
 		t.Errorf("%d dead letters", n)
 	}
@@ -211,7 +211,7 @@ func TestDeadLetterAfterGiveUp(t *testing.T) {
 	rcv := newReceiver(t, func(string, int) (int, http.Header) { return 500, nil })
 	r.run(rcv, func(c *sinks.RuntimeConfig) { c.GiveUp = time.Second }) // ProbeEvery 100ms
 	id := r.publish(1, 1, "doomed")
-	bridgetest.Eventually(t, "a dead letter", func() bool { return len(r.deadLetters()) == 1 })
+	bustest.Eventually(t, "a dead letter", func() bool { return len(r.deadLetters()) == 1 })
 	d := r.deadLetters()[0]
 	if d.Event.ID != id || !strings.Contains(d.Reason, "500") || !strings.Contains(d.Reason, "1s") {
 		t.Errorf("dead letter %+v", d)
@@ -223,9 +223,9 @@ func TestDeadLetterAfterGiveUp(t *testing.T) {
 	if span := reqs[len(reqs)-1].at.Sub(reqs[0].at); span < 900*time.Millisecond {
 		t.Errorf("gave up %s after the first failure, before GiveUp (1s)", span)
 	}
-	bridgetest.Eventually(t, "the ack", func() bool { return pending(t, r, rcv) == 0 })
+	bustest.Eventually(t, "the ack", func() bool { return pending(t, r, rcv) == 0 })
 	// The dead letter is on bili.<uid>.dead.<sink>.
-	for _, m := range bridgetest.StreamEvents(t, r.store.Events) {
+	for _, m := range bustest.StreamEvents(t, r.store.Events) {
 		if m.Event.Type == events.TypeDeadLetter && m.Subject != fmt.Sprintf("bili.%d.dead.%s", rtUID, d.Sink) {
 			t.Errorf("dead letter on %s", m.Subject)
 		}
@@ -237,7 +237,7 @@ func TestPermanentFailureIsDeadLetteredAtOnce(t *testing.T) {
 	rcv := newReceiver(t, func(string, int) (int, http.Header) { return 400, nil })
 	r.run(rcv, nil)
 	id := r.publish(1, 1, "bad")
-	bridgetest.Eventually(t, "a dead letter", func() bool { return len(r.deadLetters()) == 1 })
+	bustest.Eventually(t, "a dead letter", func() bool { return len(r.deadLetters()) == 1 })
 	if n := rcv.count(id); n != 1 {
 		t.Errorf("%d attempts for a 400, want 1", n)
 	}
@@ -301,7 +301,7 @@ func TestOrderPerConversationWhileOthersFlow(t *testing.T) {
 	r.publish(100, 103, "A3")
 	r.publish(200, 202, "B2")
 	r.publish(200, 203, "B3")
-	bridgetest.Eventually(t, "everything", func() bool {
+	bustest.Eventually(t, "everything", func() bool {
 		n := 0
 		for _, g := range rcv.requests() {
 			if g.text != "" {
@@ -352,7 +352,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	})
 	r.run(rcv, nil)
 	id := r.publish(1, 1, "later")
-	bridgetest.Eventually(t, "two attempts", func() bool { return rcv.count(id) == 2 })
+	bustest.Eventually(t, "two attempts", func() bool { return rcv.count(id) == 2 })
 	got := rcv.requests()
 	// A lower bound, not a speed test: the platform asked for a second.
 	if gap := got[1].at.Sub(got[0].at); gap < time.Second {
@@ -365,7 +365,7 @@ func TestCrashAfterDeliveryRedeliversWithTheSameID(t *testing.T) {
 	// The process that crashes has a NATS connection of its own, which
 	// dies with it: the endpoint got the event, the ack never comes.
 	crashing := r.srv.Connect(t)
-	stream, err := crashing.JS.Stream(context.Background(), bridge.StreamEvents)
+	stream, err := crashing.JS.Stream(context.Background(), bus.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,10 +377,10 @@ func TestCrashAfterDeliveryRedeliversWithTheSameID(t *testing.T) {
 	})
 	stop, _ := r.run(rcv, func(c *sinks.RuntimeConfig) { c.Stream = stream })
 	id := r.publish(1, 1, "twice underneath")
-	bridgetest.Eventually(t, "the first attempt", func() bool { return rcv.count(id) == 1 })
+	bustest.Eventually(t, "the first attempt", func() bool { return rcv.count(id) == 1 })
 	stop()
 	r.run(rcv, nil) // the restarted process
-	bridgetest.Eventually(t, "redelivery", func() bool { return rcv.count(id) == 2 })
+	bustest.Eventually(t, "redelivery", func() bool { return rcv.count(id) == 2 })
 	for _, g := range rcv.requests() {
 		if g.id != id {
 			t.Errorf("webhook-id %q on redelivery, want %q", g.id, id)
@@ -409,10 +409,10 @@ func TestGracefulStopDuringDeliveryDeliversOnce(t *testing.T) {
 	stopFirst = stop
 	mu.Unlock()
 	id := r.publish(1, 1, "once")
-	bridgetest.Eventually(t, "the first attempt", func() bool { return rcv.count(id) == 1 })
+	bustest.Eventually(t, "the first attempt", func() bool { return rcv.count(id) == 1 })
 	stop()
 	r.run(rcv, nil) // the restarted process
-	bridgetest.Eventually(t, "the consumer to be done", func() bool { return pending(t, r, rcv) == 0 })
+	bustest.Eventually(t, "the consumer to be done", func() bool { return pending(t, r, rcv) == 0 })
 	if n := rcv.count(id); n != 1 {
 		t.Fatalf("delivered %d times across a graceful stop, want once", n)
 	}
@@ -423,11 +423,11 @@ func TestDeletedConsumerIsRecreated(t *testing.T) {
 	rcv := newReceiver(t, func(string, int) (int, http.Header) { return 204, nil })
 	r.run(rcv, nil)
 	first := r.publish(1, 1, "before")
-	bridgetest.Eventually(t, "the first event", func() bool { return rcv.count(first) == 1 })
+	bustest.Eventually(t, "the first event", func() bool { return rcv.count(first) == 1 })
 	sink, _ := webhook.New(webhook.Config{URL: rcv.srv.URL})
 	if err := r.store.Events.DeleteConsumer(context.Background(), sinks.ConsumerName(sink.Name())); err != nil {
 		t.Fatal(err)
 	}
 	second := r.publish(1, 2, "after")
-	bridgetest.Eventually(t, "delivery after the consumer was deleted", func() bool { return rcv.count(second) >= 1 })
+	bustest.Eventually(t, "delivery after the consumer was deleted", func() bool { return rcv.count(second) >= 1 })
 }

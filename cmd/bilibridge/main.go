@@ -24,6 +24,7 @@ import (
 	"github.com/bilibridge/bilibridge/bench"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 )
@@ -214,9 +215,9 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	records, err := js.KeyValue(ctx, bridge.BucketRecords)
+	records, err := js.KeyValue(ctx, bus.BucketRecords)
 	if err != nil {
-		return fmt.Errorf("send: the bridge's KV bucket %s is missing (is `bilibridge run` up to date and running?): %w", bridge.BucketRecords, err)
+		return fmt.Errorf("send: the bridge's KV bucket %s is missing (is `bilibridge run` up to date and running?): %w", bus.BucketRecords, err)
 	}
 	ob := &bridge.Outbox{NC: nc, JS: js, Records: records, Subjects: events.Subjects{Prefix: cfg.Prefix}, AccountUID: uid}
 	st := 1

@@ -81,10 +81,10 @@ type Config struct {
 	// thread are sent to Bilibili; AllowedRoles the role ids whose members'
 	// are. Both empty: no replies.
 	AllowedUsers, AllowedRoles []string
-	// State is the KV bucket of sink state (bridge.Store.State), for
+	// State is the KV bucket of sink state (bus.Store.State), for
 	// what must last: threads, the webhook. Required.
 	State jetstream.KeyValue
-	// Records is the KV bucket of per-event records (bridge.Store.Records):
+	// Records is the KV bucket of per-event records (bus.Store.Records):
 	// what was posted for an event, echoes of replies. They may expire with
 	// the events. Required.
 	Records jetstream.KeyValue

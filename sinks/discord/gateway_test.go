@@ -13,7 +13,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/discord"
 	"github.com/bilibridge/bilibridge/sinks/discord/discordtest"
@@ -50,7 +50,7 @@ func running(t *testing.T, e *env, mod ...func(*discord.Config)) *discord.Sink {
 			t.Error("Run did not return after its context ended")
 		}
 	})
-	bridgetest.Eventually(t, "gateway connected", func() bool { return e.fake.Connected() == 1 })
+	bustest.Eventually(t, "gateway connected", func() bool { return e.fake.Connected() == 1 })
 	return s
 }
 
@@ -67,7 +67,7 @@ func TestGatewayHandshake(t *testing.T) {
 	if ids[0].Token != "Bot "+botToken {
 		t.Error("identify did not carry the Bot token")
 	}
-	bridgetest.Eventually(t, "heartbeats acked", func() bool { return e.fake.Heartbeats() >= 2 })
+	bustest.Eventually(t, "heartbeats acked", func() bool { return e.fake.Heartbeats() >= 2 })
 	// Still one connection: acked heartbeats keep it.
 	if n := len(e.fake.Identifies()); n != 1 {
 		t.Errorf("%d identifies: the client reconnected", n)
@@ -137,7 +137,7 @@ func TestReplyRoutingAndPermissions(t *testing.T) {
 			id := e.fake.Dispatch(m)
 			// A marker from an allowed user shows the handler ran.
 			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: "marker"})
-			bridgetest.Eventually(t, "marker submitted", func() bool {
+			bustest.Eventually(t, "marker submitted", func() bool {
 				for _, r := range e.outbox.requests() {
 					if r.Command.Text == "marker" {
 						return true
@@ -230,7 +230,7 @@ func TestTextCommands(t *testing.T) {
 	deliver(t, s, message(t, 42, "hi"))
 	thread := e.onlyThread(t).ID
 	st := e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: "/status"})
-	bridgetest.Eventually(t, "status reply", func() bool {
+	bustest.Eventually(t, "status reply", func() bool {
 		for _, m := range e.fake.Messages(thread) {
 			if m.ReplyTo == st && strings.Contains(m.Content, "Polling every 6s") {
 				return true
@@ -239,7 +239,7 @@ func TestTextCommands(t *testing.T) {
 		return false
 	})
 	rd := e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: "/read"})
-	bridgetest.Eventually(t, "read reaction", func() bool {
+	bustest.Eventually(t, "read reaction", func() bool {
 		for _, r := range e.fake.Reactions() {
 			if r.MessageID == rd {
 				return true
@@ -317,9 +317,9 @@ func TestFailureReplyNotRepeated(t *testing.T) {
 // With the real outbox: an allowed reply lands on BILI_OUTBOX, a
 // stranger's does not.
 func TestRepliesThroughRealOutbox(t *testing.T) {
-	ns := bridgetest.StartServer(t)
+	ns := bustest.StartServer(t)
 	conn := ns.Connect(t)
-	st := bridgetest.Provision(t, conn, 0)
+	st := bustest.Provision(t, conn, 0)
 	fake := discordtest.NewT(t, botToken)
 	fake.HeartbeatInterval = 50 * time.Millisecond
 	e := &env{fake: fake, kv: st.State, records: st.Records, channel: fake.AddChannel(guildID, discordtest.TypeText, "inbox"), logs: &logBuffer{}}
@@ -337,13 +337,13 @@ func TestRepliesThroughRealOutbox(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	bridgetest.Eventually(t, "gateway connected", func() bool { return fake.Connected() == 1 })
+	bustest.Eventually(t, "gateway connected", func() bool { return fake.Connected() == 1 })
 	deliver(t, s, message(t, 1, "hi team"))
 	thread := e.onlyThread(t).ID
 
 	fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: stranger, Content: "not me"})
 	id := fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: "from the team"})
-	bridgetest.Eventually(t, "command queued", func() bool {
+	bustest.Eventually(t, "command queued", func() bool {
 		info, err := st.Outbox.Info(context.Background())
 		return err == nil && info.State.Msgs >= 1
 	})
@@ -370,9 +370,9 @@ func TestGatewayReconnectsAndResumes(t *testing.T) {
 	deliver(t, e.sink(t), message(t, 1, "hi team"))
 	thread := e.onlyThread(t).ID
 	e.fake.Drop()
-	bridgetest.Eventually(t, "resumed", func() bool { return e.fake.Resumes() >= 1 && e.fake.Connected() == 1 })
+	bustest.Eventually(t, "resumed", func() bool { return e.fake.Resumes() >= 1 && e.fake.Connected() == 1 })
 	e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: "after the reconnect"})
-	bridgetest.Eventually(t, "reply after reconnect", func() bool {
+	bustest.Eventually(t, "reply after reconnect", func() bool {
 		for _, r := range e.outbox.requests() {
 			if r.Command.Text == "after the reconnect" {
 				return true
@@ -442,7 +442,7 @@ func TestServiceMessagesIgnored(t *testing.T) {
 			// A marker behind it shows it was handled: events are handled in order.
 			marker := fmt.Sprintf("marker %d", i)
 			e.fake.Dispatch(discordtest.UserMessage{ChannelID: thread, AuthorID: allowedUser, Content: marker})
-			bridgetest.Eventually(t, "the marker", func() bool {
+			bustest.Eventually(t, "the marker", func() bool {
 				reqs := e.outbox.requests()
 				return len(reqs) > 0 && reqs[len(reqs)-1].Command.Text == marker
 			})

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/discord"
 	"github.com/bilibridge/bilibridge/sinks/discord/discordtest"
@@ -65,8 +65,8 @@ type env struct {
 // newEnv starts NATS and a fake Discord with one channel of typ.
 func newEnv(t *testing.T, typ int) *env {
 	t.Helper()
-	ns := bridgetest.StartServer(t)
-	st := bridgetest.Provision(t, ns.Connect(t), 0)
+	ns := bustest.StartServer(t)
+	st := bustest.Provision(t, ns.Connect(t), 0)
 	fake := discordtest.NewT(t, botToken)
 	return &env{fake: fake, kv: st.State, records: st.Records, channel: fake.AddChannel(guildID, typ, "inbox"), outbox: &fakeOutbox{}, logs: &logBuffer{}}
 }

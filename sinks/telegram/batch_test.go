@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/bilibili"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks"
@@ -290,7 +290,7 @@ func TestBatchResumesAfterACrash(t *testing.T) {
 			s := e.sink(forumChat, mod)
 			first := make(chan error, 1)
 			go func() { first <- s.DeliverBatch(context.Background(), tc.evs) }()
-			bridgetest.Eventually(t, "the first delivery stuck", stuckCond)
+			bustest.Eventually(t, "the first delivery stuck", stuckCond)
 			deliverBatch(t, e.sink(forumChat, inCST), tc.evs...) // the redelivery, in another process
 			released = true
 			release()

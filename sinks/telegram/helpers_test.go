@@ -14,7 +14,8 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
@@ -49,8 +50,8 @@ var (
 type env struct {
 	t     *testing.T
 	fake  *telegramtest.Server
-	conn  *bridge.Conn
-	store *bridge.Store
+	conn  *bus.Conn
+	store *bus.Store
 	kv    jetstream.KeyValue // Config.State
 	// records is Config.Records.
 	records jetstream.KeyValue
@@ -58,9 +59,9 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ns := bridgetest.StartServer(t)
+	ns := bustest.StartServer(t)
 	conn := ns.Connect(t)
-	store := bridgetest.Provision(t, conn, 0)
+	store := bustest.Provision(t, conn, 0)
 	fake := telegramtest.NewServer(t)
 	fake.AddChat(telegramtest.Chat{ID: forumChat, Title: "Bilibili inbox", IsForum: true})
 	fake.AddChat(telegramtest.Chat{ID: flatChat, Title: "Bilibili flat"})

@@ -13,7 +13,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
@@ -80,7 +80,7 @@ func TestPerEventRecordsInRecordsBucket(t *testing.T) {
 	replyID := e.fake.UserReply(flatChat, posted, alice, "a reply")
 	jpeg := append([]byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00"), make([]byte, 64)...)
 	e.fake.UserPhoto(flatChat, 0, posted, alice, jpeg, "")
-	bridgetest.Eventually(t, "the text and photo replies", func() bool { return len(out.all()) >= 2 })
+	bustest.Eventually(t, "the text and photo replies", func() bool { return len(out.all()) >= 2 })
 	waitConfirmed(t, e)
 	reqs := out.all()
 	if len(reqs) != 2 || reqs[0].Command.Text != "a reply" || reqs[0].TalkerID != talkerID ||

@@ -15,7 +15,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
@@ -32,7 +32,7 @@ func threadOf(t *testing.T, e *env, s *telegram.Sink) int {
 
 func waitConfirmed(t *testing.T, e *env) {
 	t.Helper()
-	bridgetest.Eventually(t, "updates handled", func() bool { return e.fake.PendingUpdates() == 0 })
+	bustest.Eventually(t, "updates handled", func() bool { return e.fake.PendingUpdates() == 0 })
 }
 
 func TestReplyRoutingForumAndAllowlist(t *testing.T) {
@@ -47,7 +47,7 @@ func TestReplyRoutingForumAndAllowlist(t *testing.T) {
 	e.fake.UserMessage(forumChat, thread, telegramtest.User{ID: 9, IsBot: true}, "a bot") // ignored
 	e.fake.UserMessage(forumChat, 0, alice, "in General: no conversation")                // ignored
 	e.fake.UserMessage(forumChat, 999, alice, "an unknown topic")                         // ignored
-	bridgetest.Eventually(t, "the reply", func() bool { return len(out.all()) >= 1 })
+	bustest.Eventually(t, "the reply", func() bool { return len(out.all()) >= 1 })
 	waitConfirmed(t, e)
 	reqs := out.all()
 	if len(reqs) != 1 {
@@ -73,7 +73,7 @@ func TestReplyRoutingFlat(t *testing.T) {
 	runSink(t, s)
 	e.fake.UserMessage(flatChat, 0, alice, "not a reply: ignored")
 	e.fake.UserReply(flatChat, posted, alice, "a reply")
-	bridgetest.Eventually(t, "the reply", func() bool { return len(out.all()) >= 1 })
+	bustest.Eventually(t, "the reply", func() bool { return len(out.all()) >= 1 })
 	waitConfirmed(t, e)
 	if reqs := out.all(); len(reqs) != 1 || reqs[0].Command.Text != "a reply" || reqs[0].TalkerID != talkerID {
 		t.Errorf("commands = %+v", reqs)
@@ -97,7 +97,7 @@ func TestNotAllowedUserQueuesNothing(t *testing.T) {
 		}
 		return info.State.Msgs
 	}
-	bridgetest.Eventually(t, "the allowed reply on BILI_OUTBOX", func() bool { return queued() >= 1 })
+	bustest.Eventually(t, "the allowed reply on BILI_OUTBOX", func() bool { return queued() >= 1 })
 	waitConfirmed(t, e)
 	if n := queued(); n != 1 {
 		t.Errorf("BILI_OUTBOX holds %d commands, want 1 (only the allowed user's)", n)
@@ -152,7 +152,7 @@ func TestPhotoReplyThroughFileProxy(t *testing.T) {
 	runSink(t, s)
 	jpeg := append([]byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00"), make([]byte, 64)...)
 	e.fake.UserPhoto(forumChat, thread, 0, alice, jpeg, "看这个")
-	bridgetest.Eventually(t, "two commands", func() bool { return len(out.all()) >= 2 })
+	bustest.Eventually(t, "two commands", func() bool { return len(out.all()) >= 2 })
 	reqs := out.all()
 	img, txt := reqs[0].Command, reqs[1].Command
 	if img.ImageURL == "" || txt.Text != "看这个" || img.CommandID == txt.CommandID {
@@ -190,7 +190,7 @@ func TestPhotoReplyWithoutProxyIsRefused(t *testing.T) {
 	runSink(t, s)
 	e.fake.UserPhoto(forumChat, thread, 0, alice, []byte("\xff\xd8\xff"), "")
 	waitConfirmed(t, e)
-	bridgetest.Eventually(t, "the note", func() bool {
+	bustest.Eventually(t, "the note", func() bool {
 		sent := e.fake.Sent(forumChat)
 		return strings.Contains(sent[len(sent)-1].Text, "Photo replies are not set up")
 	})
@@ -284,7 +284,7 @@ func TestCommandsAndOffsetDurability(t *testing.T) {
 	e.fake.UserMessage(forumChat, thread, alice, "/read")
 	e.fake.UserMessage(forumChat, thread, alice, "reply one")
 	waitConfirmed(t, e)
-	bridgetest.Eventually(t, "the command answers", func() bool { return len(e.fake.Sent(forumChat)) >= 4 })
+	bustest.Eventually(t, "the command answers", func() bool { return len(e.fake.Sent(forumChat)) >= 4 })
 	cancel()
 	<-done
 	var texts []string
@@ -308,7 +308,7 @@ func TestCommandsAndOffsetDurability(t *testing.T) {
 	s2 := e.sink(forumChat, cfg)
 	runSink(t, s2)
 	e.fake.UserMessage(forumChat, thread, alice, "reply two")
-	bridgetest.Eventually(t, "reply two", func() bool { return len(out.all()) == 2 })
+	bustest.Eventually(t, "reply two", func() bool { return len(out.all()) == 2 })
 	waitConfirmed(t, e)
 	time.Sleep(200 * time.Millisecond)
 	if reqs := out.all(); len(reqs) != 2 || reqs[1].Command.Text != "reply two" {
@@ -335,17 +335,17 @@ func TestPollingLowerUpdateIDAfterAQuietWeek(t *testing.T) {
 
 	e.fake.RestartUpdateIDs(5)
 	e.fake.UserMessage(forumChat, thread, alice, "after the quiet week")
-	bridgetest.Eventually(t, "the update with the lower id handled", func() bool { return len(out.all()) >= 2 })
+	bustest.Eventually(t, "the update with the lower id handled", func() bool { return len(out.all()) >= 2 })
 	waitConfirmed(t, e)
 	e.fake.UserMessage(forumChat, thread, alice, "and the next one")
-	bridgetest.Eventually(t, "the next update handled", func() bool { return len(out.all()) >= 3 })
+	bustest.Eventually(t, "the next update handled", func() bool { return len(out.all()) >= 3 })
 	waitConfirmed(t, e)
 	// A restart goes on from the new numbering.
 	cancel()
 	<-done
 	runSink(t, e.sink(forumChat, cfg))
 	e.fake.UserMessage(forumChat, thread, alice, "after a restart")
-	bridgetest.Eventually(t, "the update after a restart handled", func() bool { return len(out.all()) >= 4 })
+	bustest.Eventually(t, "the update after a restart handled", func() bool { return len(out.all()) >= 4 })
 	waitConfirmed(t, e)
 
 	var texts []string
@@ -414,7 +414,7 @@ func TestServiceMessagesAndOtherBotsCommandsIgnored(t *testing.T) {
 			// A marker behind it shows it was handled: updates are handled in order.
 			marker := fmt.Sprintf("marker %d", i)
 			e.fake.UserMessage(forumChat, thread, alice, marker)
-			bridgetest.Eventually(t, "the marker", func() bool {
+			bustest.Eventually(t, "the marker", func() bool {
 				reqs := out.all()
 				return len(reqs) > 0 && reqs[len(reqs)-1].Command.Text == marker
 			})

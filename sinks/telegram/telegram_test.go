@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/bilibridge/bilibridge/bilibili"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks"
@@ -177,7 +177,7 @@ func TestMultiPartPostResumes(t *testing.T) {
 				e.fake.FailAfter("sendMessage", tc.skip, f)
 				first := make(chan error, 1)
 				go func() { first <- s.Deliver(context.Background(), ev) }()
-				bridgetest.Eventually(t, "the first delivery stuck in a part", func() bool {
+				bustest.Eventually(t, "the first delivery stuck in a part", func() bool {
 					return e.fake.CallCount("sendMessage") == tc.skip+1
 				})
 				deliver(t, e.sink(forumChat, nil), ev) // the redelivery, in another process

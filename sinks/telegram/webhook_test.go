@@ -10,7 +10,7 @@ import (
 
 	"github.com/go-telegram/bot/models"
 
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
 )
@@ -37,7 +37,7 @@ func TestWebhookMode(t *testing.T) {
 	})
 	thread := threadOf(t, e, s)
 	runSink(t, s)
-	bridgetest.Eventually(t, "the webhook set", func() bool { return e.fake.Webhook().URL == hookURL })
+	bustest.Eventually(t, "the webhook set", func() bool { return e.fake.Webhook().URL == hookURL })
 	if w := e.fake.Webhook(); w.SecretToken != hookSecret || w.AllowedUpdates != `["message"]` || w.MaxConnections != 1 {
 		t.Errorf("webhook = %+v", w)
 	}
@@ -101,9 +101,9 @@ func TestWebhookMode(t *testing.T) {
 	// Back to polling: the webhook is deleted and updates are polled.
 	s2 := e.sink(forumChat, func(c *telegram.Config) { c.AllowedUsers, c.Outbox = []int64{alice.ID}, out })
 	runSink(t, s2)
-	bridgetest.Eventually(t, "the webhook deleted", func() bool { return e.fake.Webhook().URL == "" })
+	bustest.Eventually(t, "the webhook deleted", func() bool { return e.fake.Webhook().URL == "" })
 	e.fake.UserMessage(forumChat, thread, alice, "polled")
-	bridgetest.Eventually(t, "the polled reply", func() bool { return len(out.all()) == 5 })
+	bustest.Eventually(t, "the polled reply", func() bool { return len(out.all()) == 5 })
 }
 
 func TestWebhookConfigChecks(t *testing.T) {

@@ -1,20 +1,20 @@
-package bridge_test
+package bus_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/bridge"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 )
 
 func TestProvisionIsIdempotentAndFollowsChangedSettings(t *testing.T) {
-	conn := bridgetest.StartServer(t).Connect(t)
+	conn := bustest.StartServer(t).Connect(t)
 	ctx := context.Background()
-	cfg := bridge.StoreConfig{Subjects: events.Subjects{}, MaxAge: 48 * time.Hour, LeaseTTL: 10 * time.Second}
-	first, err := bridge.Provision(ctx, conn.JS, cfg)
+	cfg := bus.StoreConfig{Subjects: events.Subjects{}, MaxAge: 48 * time.Hour, LeaseTTL: 10 * time.Second}
+	first, err := bus.Provision(ctx, conn.JS, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func TestProvisionIsIdempotentAndFollowsChangedSettings(t *testing.T) {
 	}
 	cfg.MaxAge = 72 * time.Hour
 	cfg.LeaseTTL = 20 * time.Second
-	second, err := bridge.Provision(ctx, conn.JS, cfg)
+	second, err := bus.Provision(ctx, conn.JS, cfg)
 	if err != nil {
 		t.Fatalf("second provisioning with changed settings: %v", err)
 	}

@@ -1,7 +1,7 @@
-// Package bridgetest starts real NATS JetStream servers for tests: an
+// Package bustest starts real NATS JetStream servers for tests: an
 // embedded nats-server on a random loopback port, reached over TCP like a
 // deployment would.
-package bridgetest
+package bustest
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -34,7 +34,7 @@ func StartServer(t testing.TB) *Server {
 // user and password of every client (none when both are empty).
 func StartServerWithLogin(t testing.TB, user, password string) *Server {
 	t.Helper()
-	ns, err := bridge.StartEmbedded(bridge.EmbeddedConfig{Listen: "127.0.0.1:0", User: user, Password: password,
+	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", User: user, Password: password,
 		StoreDir: t.TempDir(), MaxStore: 1 << 30, MaxMemory: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +48,9 @@ func StartServerWithLogin(t testing.TB, user, password string) *Server {
 
 // Connect opens a client connection to s, with its login, closed when the
 // test ends.
-func (s *Server) Connect(t testing.TB) *bridge.Conn {
+func (s *Server) Connect(t testing.TB) *bus.Conn {
 	t.Helper()
-	c, err := bridge.Connect(context.Background(), bridge.NATSConfig{URL: s.URL, User: s.User, Password: s.Password, Name: t.Name()})
+	c, err := bus.Connect(context.Background(), bus.NATSConfig{URL: s.URL, User: s.User, Password: s.Password, Name: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +59,11 @@ func (s *Server) Connect(t testing.TB) *bridge.Conn {
 }
 
 // Provision creates the streams and buckets with test-sized settings.
-func Provision(t testing.TB, c *bridge.Conn, leaseTTL time.Duration) *bridge.Store {
+func Provision(t testing.TB, c *bus.Conn, leaseTTL time.Duration) *bus.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := bridge.Provision(ctx, c.JS, bridge.StoreConfig{Subjects: events.Subjects{}, LeaseTTL: leaseTTL})
+	st, err := bus.Provision(ctx, c.JS, bus.StoreConfig{Subjects: events.Subjects{}, LeaseTTL: leaseTTL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package bridge
+package bus
 
 // Tests of who may use NATS: the embedded server's listener, the bridge's
 // own in-process connection, and the read-only user of

@@ -1,7 +1,7 @@
-// Package bridge holds what every part of bilibridge shares over NATS: the
-// embedded server, stream and KV provisioning, publishing with
-// de-duplication, the sink runtime, the sender and the HTTP API.
-package bridge
+// Package bus is bilibridge's connection to NATS JetStream: the embedded
+// server (or an external one), the streams and KV buckets every part
+// shares (Provision), and publishing with de-duplication (Publisher).
+package bus
 
 import (
 	"context"

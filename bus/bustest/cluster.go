@@ -1,4 +1,4 @@
-package bridgetest
+package bustest
 
 import (
 	"fmt"
