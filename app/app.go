@@ -24,6 +24,7 @@ import (
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
@@ -54,6 +55,8 @@ type App struct {
 	// HTTPAddr is where /healthz, /readyz, /metrics and the API listen, or
 	// "" when HTTP_ADDR is empty.
 	HTTPAddr string
+	// Outbox queues send commands for every account.
+	Outbox *send.Outbox
 }
 
 // Account is one Bilibili account the bridge serves: its own client (and
@@ -63,7 +66,6 @@ type Account struct {
 	Name   string
 	Client *bilibili.Client
 	Poller *poller.Poller
-	Outbox *bridge.Outbox
 }
 
 // Ready reports whether NATS is connected and every Bilibili login valid.
@@ -157,7 +159,7 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	// The HTTP server binds first: a busy port fails the start, and the
 	// sender must know the address that serves Telegram photos.
-	var images bridge.ImageFetcher
+	var images send.ImageFetcher
 	if cfg.HTTPAddr != "" {
 		srv = bridge.NewHTTPServer(cfg.HTTPAddr, reg, a.Ready, log)
 		if err := srv.Listen(); err != nil {
@@ -195,8 +197,7 @@ func Run(ctx context.Context, opts Options) error {
 			Subjects: subjects, Interval: cfg.PollInterval, StartFrom: cfg.StartFrom, MarkRead: cfg.MarkRead,
 			Logger: alog, Metrics: pollMetrics,
 		})
-		acct := &Account{UID: uid, Name: name, Client: client, Poller: p,
-			Outbox: &bridge.Outbox{NC: conn.NC, JS: conn.JS, Records: store.Records, Subjects: subjects, AccountUID: uid}}
+		acct := &Account{UID: uid, Name: name, Client: client, Poller: p}
 		a.Accounts = append(a.Accounts, acct)
 		t.Go(fmt.Sprintf("poller %d", uid), func() error { return p.Run(ctx) })
 		if login.File == "" && login.Credentials.RefreshToken != "" {
@@ -209,7 +210,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 			t.Go(fmt.Sprintf("credentials keeper %d", uid), func() error { return keeper.Run(ctx) })
 		}
-		sender := bridge.NewSender(bridge.SenderConfig{
+		sender := send.NewSender(send.SenderConfig{
 			AccountUID: uid, API: client, Outbox: store.Outbox, Records: store.Records, State: store.State,
 			Publisher: pub, Subjects: subjects, Logger: alog, Images: &images,
 		})
@@ -223,12 +224,13 @@ func Run(ctx context.Context, opts Options) error {
 	for _, s := range sinkList {
 		t.Go("sink "+s.Name(), func() error { return rt.Run(ctx, s) })
 	}
-	var outboxes bridge.Outboxes
+	outbox := &send.Outbox{NC: conn.NC, JS: conn.JS, Records: store.Records, Subjects: subjects}
 	for _, acct := range a.Accounts {
-		outboxes = append(outboxes, acct.Outbox)
+		outbox.Accounts = append(outbox.Accounts, acct.UID)
 	}
+	a.Outbox = outbox
 	if cfg.TelegramToken != "" && cfg.TelegramChatID != "" {
-		tg, err := telegramSink(cfg, a, store, outboxes, srv, log)
+		tg, err := telegramSink(cfg, a, store, outbox, srv, log)
 		if err != nil {
 			return fail(err)
 		}
@@ -246,7 +248,7 @@ func Run(ctx context.Context, opts Options) error {
 	if srv != nil {
 		// POST /api/v1/messages stays unmounted (404) while API_TOKEN is empty.
 		if cfg.APIToken != "" {
-			srv.Handle(bridge.MessagesPattern, bridge.NewAPI(bridge.APIConfig{Token: cfg.APIToken, Logger: log, Outboxes: outboxes}))
+			srv.Handle(send.MessagesPattern, send.NewHandler(send.HandlerConfig{Token: cfg.APIToken, Logger: log, Outbox: outbox}))
 		}
 		t.Go("HTTP server", func() error { return srv.Run(ctx) })
 	}

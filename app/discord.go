@@ -18,12 +18,7 @@ func discordSink(cfg *config.Config, a *App, store *bus.Store, log *slog.Logger)
 		Token: cfg.DiscordToken, ChannelID: strings.TrimSpace(cfg.DiscordChannelID), APIURL: cfg.DiscordAPIURL,
 		AllowedUsers: discord.SplitIDs(cfg.DiscordAllowedUsers), AllowedRoles: discord.SplitIDs(cfg.DiscordAllowedRoles),
 		State: store.State, Records: store.Records,
-		Outboxes: func(uid int64) discord.Outbox {
-			if acct := a.account(uid); acct != nil {
-				return acct.Outbox
-			}
-			return nil // an untyped nil: replies off for an unknown account
-		},
+		Outbox:       a.Outbox,
 		Status:       func() string { return a.statusText(context.Background()) },
 		MultiAccount: len(a.Accounts) > 1,
 		MarkRead: func(ctx context.Context, uid int64, st int, talker, seqno uint64) error {

@@ -12,12 +12,13 @@ import (
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 )
 
 // telegramSink builds the Telegram sink from TELEGRAM_*; replies go to the
 // account whose conversation the topic belongs to.
-func telegramSink(cfg *config.Config, a *App, store *bus.Store, outboxes bridge.Outboxes, srv *bridge.HTTPServer, log *slog.Logger) (*telegram.Sink, error) {
+func telegramSink(cfg *config.Config, a *App, store *bus.Store, outbox send.Submitter, srv *bridge.HTTPServer, log *slog.Logger) (*telegram.Sink, error) {
 	chatID, err := strconv.ParseInt(strings.TrimSpace(cfg.TelegramChatID), 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("TELEGRAM_CHAT_ID must be a numeric chat id (a supergroup's starts with -100)")
@@ -32,7 +33,7 @@ func telegramSink(cfg *config.Config, a *App, store *bus.Store, outboxes bridge.
 	}
 	tcfg := telegram.Config{
 		Token: cfg.TelegramToken, ChatID: chatID, APIURL: cfg.TelegramAPIURL,
-		AllowedUsers: allowed, State: store.State, Records: store.Records, Logger: log, Outbox: outboxes,
+		AllowedUsers: allowed, State: store.State, Records: store.Records, Logger: log, Outbox: outbox,
 		MultiAccount: len(a.Accounts) > 1,
 		Status:       func() string { return a.statusText(context.Background()) },
 		MarkRead: func(ctx context.Context, uid int64, st int, talker uint64) error {

@@ -105,7 +105,14 @@ func StreamEvents(t testing.TB, s jetstream.Stream) []Msg {
 // on real work (a goroutine, a server) and asserts nothing about time.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	EventuallyWithin(t, what, 30*time.Second, cond)
+}
+
+// EventuallyWithin is Eventually with another deadline, for what waits on
+// a timeout of the system under test (a NATS failover, an AckWait).
+func EventuallyWithin(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

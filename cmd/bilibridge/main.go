@@ -23,10 +23,10 @@ import (
 	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bench"
 	"github.com/bilibridge/bilibridge/bilibili"
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "bench":
 		return benchCmd(ctx, args, stdout, stderr)
 	case "send":
-		return send(ctx, args, stdout, stderr)
+		return sendCommand(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "bilibridge", buildVersion())
 		return nil
@@ -173,7 +173,7 @@ func buildVersion() string {
 // send queues a DM on the outbox of a running bridge (the same path as
 // POST /api/v1/messages) and prints the outcome in one line. A failed send
 // is an error, so the exit status is non-zero.
-func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	to := fs.String("to", "", "the user's mid (or the fan group's id with --group)")
@@ -181,7 +181,7 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	text := fs.String("text", "", "the text to send (long text is split)")
 	image := fs.String("image", "", "an http(s) URL of a JPEG, PNG or GIF to send")
 	wait := fs.Bool("wait", false, "wait for the result")
-	timeout := fs.Duration("timeout", bridge.DefaultAPIWait, "how long --wait waits")
+	timeout := fs.Duration("timeout", send.DefaultAPIWait, "how long --wait waits")
 	id := fs.String("id", "", "idempotency key (command_id); default: a new UUIDv7")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -219,12 +219,12 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("send: the bridge's KV bucket %s is missing (is `bilibridge run` up to date and running?): %w", bus.BucketRecords, err)
 	}
-	ob := &bridge.Outbox{NC: nc, JS: js, Records: records, Subjects: events.Subjects{Prefix: cfg.Prefix}, AccountUID: uid}
+	ob := &send.Outbox{NC: nc, JS: js, Records: records, Subjects: events.Subjects{Prefix: cfg.Prefix}, Accounts: []int64{uid}}
 	st := 1
 	if *group {
 		st = 2
 	}
-	req := bridge.SendRequest{SessionType: st, TalkerID: talker, Command: events.SendCommand{
+	req := send.Request{SessionType: st, TalkerID: talker, Command: events.SendCommand{
 		CommandID: *id, Text: *text, ImageURL: *image, Origin: &events.Origin{Platform: "cli"}}}
 	var d time.Duration
 	if *wait {

@@ -41,8 +41,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks"
 )
 
@@ -62,11 +62,6 @@ const (
 	maxLibrarySleep = 2 * time.Second
 	requestTimeout  = 20 * time.Second
 )
-
-// Outbox queues send commands; *bridge.Outbox implements it.
-type Outbox interface {
-	Submit(ctx context.Context, req bridge.SendRequest, wait time.Duration) (*bridge.SendOutcome, error)
-}
 
 // Config of the Discord sink.
 type Config struct {
@@ -88,10 +83,9 @@ type Config struct {
 	// what was posted for an event, echoes of replies. They may expire with
 	// the events. Required.
 	Records jetstream.KeyValue
-	// Outboxes returns the outbox that queues replies for an account (the
-	// conversation's account_uid); nil, or a nil result, turns replies off
-	// for it. It is called only from Run's event handling.
-	Outboxes func(accountUID int64) Outbox
+	// Outbox queues replies, for the account of the conversation they
+	// answer; nil: replies are off.
+	Outbox send.Submitter
 	// Status answers the "/status" text command; nil: not available.
 	Status func() string
 	// MarkRead answers the "/read" text command: mark the account's

@@ -13,8 +13,8 @@ import (
 	"github.com/bwmarrin/discordgo"
 	"github.com/gorilla/websocket"
 
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 )
 
 // Text commands typed in a conversation thread.
@@ -134,12 +134,9 @@ func (s *Sink) onMessage(ctx context.Context, m *discordgo.Message) {
 		s.commandRead(ctx, m, conv)
 		return
 	}
-	var outbox Outbox
-	if s.cfg.Outboxes != nil {
-		outbox = s.cfg.Outboxes(conv.AccountUID)
-	}
+	outbox := s.cfg.Outbox
 	if outbox == nil {
-		log.Debug("discord: no outbox for the conversation's account; message not sent", "account", conv.AccountUID)
+		log.Debug("discord: replies are off; message not sent")
 		return
 	}
 	origin := &events.Origin{Platform: Platform, User: m.Author.ID, Ref: m.ChannelID + ":" + m.ID}
@@ -159,8 +156,8 @@ func (s *Sink) onMessage(ctx context.Context, m *discordgo.Message) {
 		s.tell(ctx, m, "Only text and images can be sent to Bilibili; not sent: "+strings.Join(skipped, ", "))
 	}
 	for _, cmd := range cmds {
-		_, err := outbox.Submit(ctx, bridge.SendRequest{SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: cmd}, 0)
-		var ve *bridge.ValidationError
+		_, err := outbox.Submit(ctx, send.Request{AccountUID: conv.AccountUID, SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: cmd}, 0)
+		var ve *send.ValidationError
 		switch {
 		case errors.As(err, &ve):
 			s.tell(ctx, m, "❌ Not sent to Bilibili: "+ve.Reason)

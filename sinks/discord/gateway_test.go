@@ -12,9 +12,9 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks/discord"
 	"github.com/bilibridge/bilibridge/sinks/discord/discordtest"
 )
@@ -323,14 +323,9 @@ func TestRepliesThroughRealOutbox(t *testing.T) {
 	fake := discordtest.NewT(t, botToken)
 	fake.HeartbeatInterval = 50 * time.Millisecond
 	e := &env{fake: fake, kv: st.State, records: st.Records, channel: fake.AddChannel(guildID, discordtest.TypeText, "inbox"), logs: &logBuffer{}}
-	outbox := &bridge.Outbox{NC: conn.NC, JS: conn.JS, Records: st.Records, AccountUID: uid}
+	outbox := &send.Outbox{NC: conn.NC, JS: conn.JS, Records: st.Records, Accounts: []int64{uid}}
 	s := e.sink(t, func(c *discord.Config) {
-		c.Outboxes = func(acct int64) discord.Outbox {
-			if acct != uid {
-				return nil
-			}
-			return outbox
-		}
+		c.Outbox = outbox
 		c.AllowedUsers = []string{allowedUser}
 	})
 	ctx, cancel := context.WithCancel(context.Background())

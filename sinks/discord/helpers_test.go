@@ -12,9 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks/discord"
 	"github.com/bilibridge/bilibridge/sinks/discord/discordtest"
 )
@@ -28,29 +28,29 @@ const (
 
 var t0 = time.Date(2024, 3, 2, 13, 20, 15, 0, time.UTC)
 
-// The real outbox is what app wires in.
-var _ discord.Outbox = (*bridge.Outbox)(nil)
+// The real outbox is what the bridge wires in.
+var _ send.Submitter = (*send.Outbox)(nil)
 
 // fakeOutbox counts what would be queued.
 type fakeOutbox struct {
 	mu   sync.Mutex
-	reqs []bridge.SendRequest
+	reqs []send.Request
 }
 
-func (o *fakeOutbox) Submit(_ context.Context, req bridge.SendRequest, _ time.Duration) (*bridge.SendOutcome, error) {
+func (o *fakeOutbox) Submit(_ context.Context, req send.Request, _ time.Duration) (*send.Outcome, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.reqs = append(o.reqs, req)
-	return &bridge.SendOutcome{CommandID: req.Command.CommandID}, nil
+	return &send.Outcome{CommandID: req.Command.CommandID}, nil
 }
 
-func (o *fakeOutbox) requests() []bridge.SendRequest {
+func (o *fakeOutbox) requests() []send.Request {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return append([]bridge.SendRequest(nil), o.reqs...)
+	return append([]send.Request(nil), o.reqs...)
 }
 
 type env struct {
@@ -75,7 +75,7 @@ func newEnv(t *testing.T, typ int) *env {
 func (e *env) sink(t *testing.T, mod ...func(*discord.Config)) *discord.Sink {
 	t.Helper()
 	cfg := discord.Config{
-		Token: botToken, ChannelID: e.channel, State: e.kv, Records: e.records, Outboxes: func(int64) discord.Outbox { return e.outbox },
+		Token: botToken, ChannelID: e.channel, State: e.kv, Records: e.records, Outbox: e.outbox,
 		HTTPClient: e.fake.Client(), APIURL: discord.DefaultAPIURL,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}

@@ -13,11 +13,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/bilibili"
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
 )
@@ -71,11 +71,11 @@ func newEnv(t *testing.T) *env {
 // countingOutbox records submitted commands.
 type countingOutbox struct {
 	mu   sync.Mutex
-	reqs []bridge.SendRequest
+	reqs []send.Request
 	err  error
 }
 
-func (o *countingOutbox) Submit(_ context.Context, req bridge.SendRequest, _ time.Duration) (*bridge.SendOutcome, error) {
+func (o *countingOutbox) Submit(_ context.Context, req send.Request, _ time.Duration) (*send.Outcome, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -85,13 +85,13 @@ func (o *countingOutbox) Submit(_ context.Context, req bridge.SendRequest, _ tim
 		return nil, o.err
 	}
 	o.reqs = append(o.reqs, req)
-	return &bridge.SendOutcome{CommandID: req.Command.CommandID}, nil
+	return &send.Outcome{CommandID: req.Command.CommandID}, nil
 }
 
-func (o *countingOutbox) all() []bridge.SendRequest {
+func (o *countingOutbox) all() []send.Request {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return append([]bridge.SendRequest(nil), o.reqs...)
+	return append([]send.Request(nil), o.reqs...)
 }
 
 func (e *env) sink(chat int64, mod func(*telegram.Config)) *telegram.Sink {

@@ -12,10 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/bilibili"
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 )
 
@@ -87,7 +87,7 @@ func TestPerEventRecordsInRecordsBucket(t *testing.T) {
 		reqs[1].Command.ImageURL == "" || reqs[1].TalkerID != talkerID {
 		t.Fatalf("commands = %+v", reqs)
 	}
-	got, err := (&bridge.ImageFetcher{AllowPrivateNetworks: true}).Fetch(context.Background(), reqs[1].Command.ImageURL)
+	got, err := (&send.ImageFetcher{AllowPrivateNetworks: true}).Fetch(context.Background(), reqs[1].Command.ImageURL)
 	if err != nil || string(got.Data) != string(jpeg) {
 		t.Fatalf("the photo through the proxy: %v", err)
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/go-telegram/bot/models"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 )
 
 // maxPhotoBytes bounds a photo downloaded from Telegram or Bilibili.
@@ -310,8 +310,8 @@ func (s *Sink) handleUpdate(ctx context.Context, u *models.Update) error {
 		return s.reply(ctx, m, "⚠️ Only text and photos can be sent to Bilibili.")
 	}
 	for _, c := range cmds {
-		_, err := s.cfg.Outbox.Submit(ctx, bridge.SendRequest{AccountUID: conv.UID, SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: c}, 0)
-		var ve *bridge.ValidationError
+		_, err := s.cfg.Outbox.Submit(ctx, send.Request{AccountUID: conv.UID, SessionType: conv.SessionType, TalkerID: conv.TalkerID, Command: c}, 0)
+		var ve *send.ValidationError
 		if errors.As(err, &ve) {
 			return s.reply(ctx, m, "❌ Not sent to Bilibili: "+ve.Reason)
 		}

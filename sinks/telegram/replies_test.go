@@ -14,10 +14,10 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/bilibridge/bilibridge/bilibili"
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
 )
@@ -59,7 +59,7 @@ func TestReplyRoutingForumAndAllowlist(t *testing.T) {
 		r.Command.Origin == nil || *r.Command.Origin != (events.Origin{Platform: "telegram", User: "1111", Ref: wantRef}) {
 		t.Errorf("command = %+v origin %+v", r, r.Command.Origin)
 	}
-	if r.Command.CommandID == "" || !bridge.ValidCommandID(r.Command.CommandID) {
+	if r.Command.CommandID == "" || !send.ValidCommandID(r.Command.CommandID) {
 		t.Errorf("command_id %q", r.Command.CommandID)
 	}
 }
@@ -84,7 +84,7 @@ func TestReplyRoutingFlat(t *testing.T) {
 // stays empty.
 func TestNotAllowedUserQueuesNothing(t *testing.T) {
 	e := newEnv(t)
-	ob := &bridge.Outbox{NC: e.conn.NC, JS: e.conn.JS, Records: e.store.Records, Subjects: events.Subjects{}, AccountUID: accountUID}
+	ob := &send.Outbox{NC: e.conn.NC, JS: e.conn.JS, Records: e.store.Records, Subjects: events.Subjects{}, Accounts: []int64{accountUID}}
 	s := e.sink(forumChat, func(c *telegram.Config) { c.AllowedUsers = []int64{alice.ID}; c.Outbox = ob })
 	thread := threadOf(t, e, s)
 	runSink(t, s)
@@ -161,8 +161,8 @@ func TestPhotoReplyThroughFileProxy(t *testing.T) {
 	if strings.Contains(img.ImageURL, e.fake.Token) || !strings.HasPrefix(img.ImageURL, proxy.URL+"/telegram/files/") {
 		t.Fatalf("image_url %q", img.ImageURL)
 	}
-	// The sender downloads it from the proxy, the way bridge.ImageFetcher does.
-	f := &bridge.ImageFetcher{AllowPrivateNetworks: true}
+	// The sender downloads it from the proxy, the way send.ImageFetcher does.
+	f := &send.ImageFetcher{AllowPrivateNetworks: true}
 	got, err := f.Fetch(context.Background(), img.ImageURL)
 	if err != nil {
 		t.Fatal(err)

@@ -66,9 +66,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/netguard"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks"
 )
 
@@ -81,11 +81,6 @@ const (
 	DefaultRatePerMinute = 20
 	DefaultBurst         = 3
 )
-
-// Outbox queues send commands to Bilibili; *bridge.Outbox implements it.
-type Outbox interface {
-	Submit(ctx context.Context, req bridge.SendRequest, wait time.Duration) (*bridge.SendOutcome, error)
-}
 
 // Config configures a Telegram sink.
 type Config struct {
@@ -107,7 +102,7 @@ type Config struct {
 	// replies), which may expire with the events. Required.
 	Records jetstream.KeyValue
 	// Outbox takes replies; nil: replies are off.
-	Outbox Outbox
+	Outbox send.Submitter
 	// HTTPClient makes the Bot API calls. Its Timeout, if any, must be
 	// longer than PollTimeout. Default: a client without timeout (every
 	// call is bounded by its context).

@@ -1,4 +1,4 @@
-package bridge_test
+package send_test
 
 import (
 	"bytes"
@@ -19,10 +19,10 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 )
 
 const (
@@ -74,22 +74,22 @@ func newSendRig(t *testing.T, opts rigOptions) *sendRig {
 	return &sendRig{t: t, fake: fake, client: client, conn: conn, store: store, pub: &bus.Publisher{JS: conn.JS}}
 }
 
-func (r *sendRig) senderConfig() bridge.SenderConfig {
-	return bridge.SenderConfig{
+func (r *sendRig) senderConfig() send.SenderConfig {
+	return send.SenderConfig{
 		AccountUID: sndUID, API: r.client, Outbox: r.store.Outbox, Records: r.store.Records, State: r.store.State,
 		Publisher: r.pub, Subjects: r.subjects,
 		RetrySchedule: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
-		Images:        &bridge.ImageFetcher{AllowPrivateNetworks: true, Timeout: 5 * time.Second},
+		Images:        &send.ImageFetcher{AllowPrivateNetworks: true, Timeout: 5 * time.Second},
 		AckWait:       2 * time.Second,
 	}
 }
 
 // start runs a sender until the returned stop is called (or the test ends).
-func (r *sendRig) start(cfg bridge.SenderConfig) (stop func()) {
+func (r *sendRig) start(cfg send.SenderConfig) (stop func()) {
 	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	s := bridge.NewSender(cfg)
+	s := send.NewSender(cfg)
 	go func() { done <- s.Run(ctx) }()
 	var once sync.Once
 	stop = func() {
@@ -111,7 +111,7 @@ func (r *sendRig) command(sessionType int, talker uint64, cmd events.SendCommand
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.raw(r.subjects.Send(sndUID, sessionType, talker), bridge.OutboxMsgID(sndUID, cmd.CommandID), data)
+	r.raw(r.subjects.Send(sndUID, sessionType, talker), send.OutboxMsgID(sndUID, cmd.CommandID), data)
 }
 
 func (r *sendRig) raw(subject, msgID string, data []byte) {
@@ -286,7 +286,7 @@ func imageServer(t *testing.T) *httptest.Server {
 			_, _ = w.Write([]byte("<html><body>not an image</body></html>"))
 		case "/huge.png":
 			_, _ = w.Write(pic)
-			_, _ = w.Write(make([]byte, bridge.MaxImageBytes))
+			_, _ = w.Write(make([]byte, send.MaxImageBytes))
 		default:
 			http.NotFound(w, r)
 		}
@@ -342,7 +342,7 @@ func TestSenderImageRefused(t *testing.T) {
 
 func TestImageFetcherRefusesPrivateAddresses(t *testing.T) {
 	ts := imageServer(t)
-	f := &bridge.ImageFetcher{}
+	f := &send.ImageFetcher{}
 	_, err := f.Fetch(context.Background(), ts.URL+"/reply.png")
 	if err == nil || !strings.Contains(err.Error(), "private or local") {
 		t.Fatalf("err = %v, want a refusal of the loopback address", err)

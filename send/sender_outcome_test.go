@@ -1,4 +1,4 @@
-package bridge_test
+package send_test
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 )
 
 // mine counts the account's messages in the conversation with talker.
@@ -116,10 +116,8 @@ func TestIdempotencyKeysAreScopedByAccount(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
 	const second int64 = 3546
 	r.fake.AddAccount(bilitest.Account{UID: second, Name: "second", SESSDATA: "sess2", BiliJct: "jct2"})
-	outbox := func(uid int64) *bridge.Outbox {
-		return &bridge.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, AccountUID: uid}
-	}
-	api := httptest.NewServer(bridge.NewAPI(bridge.APIConfig{Token: apiToken, Outboxes: []*bridge.Outbox{outbox(sndUID), outbox(second)}}))
+	outbox := &send.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, Accounts: []int64{sndUID, second}}
+	api := httptest.NewServer(send.NewHandler(send.HandlerConfig{Token: apiToken, Outbox: outbox}))
 	t.Cleanup(api.Close)
 	send := func(account int64, text string) int {
 		body := fmt.Sprintf(`{"session_type":1,"talker_id":"%d","text":%q,"idempotency_key":"order-42","account_uid":"%d"}`, sndFriend, text, account)
@@ -164,11 +162,11 @@ func TestIdempotencyKeysAreScopedByAccount(t *testing.T) {
 // a silent 202 for a message that is not theirs.
 func TestDuplicateWithoutARecordIsAConflict(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
-	r.raw(r.subjects.Send(sndUID, 1, uint64(sndFriend)), bridge.OutboxMsgID(sndUID, "k-1"), []byte(`{"command_id":"k-1","text":"from elsewhere"}`))
-	ob := &bridge.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, AccountUID: sndUID}
-	_, err := ob.Submit(context.Background(), bridge.SendRequest{SessionType: 1, TalkerID: uint64(sndFriend),
+	r.raw(r.subjects.Send(sndUID, 1, uint64(sndFriend)), send.OutboxMsgID(sndUID, "k-1"), []byte(`{"command_id":"k-1","text":"from elsewhere"}`))
+	ob := &send.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, Accounts: []int64{sndUID}}
+	_, err := ob.Submit(context.Background(), send.Request{SessionType: 1, TalkerID: uint64(sndFriend),
 		Command: events.SendCommand{CommandID: "k-1", Text: "mine"}}, 0)
-	var ce *bridge.ConflictError
+	var ce *send.ConflictError
 	if !errors.As(err, &ce) {
 		t.Fatalf("Submit: %v, want a conflict", err)
 	}

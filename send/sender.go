@@ -1,4 +1,4 @@
-package bridge
+package send
 
 import (
 	"context"
@@ -187,8 +187,8 @@ const (
 	cmdFailed    = "failed"
 )
 
-// commandRecord is a command's progress and outcome in KV.
-type commandRecord struct {
+// record is a command's progress and outcome in KV.
+type record struct {
 	CommandID   string    `json:"command_id"`
 	State       string    `json:"state"`
 	SessionType int       `json:"session_type"`
@@ -218,19 +218,19 @@ type inFlightPart struct {
 	Since time.Time `json:"since"`
 }
 
-func (r *commandRecord) done() bool {
+func (r *record) done() bool {
 	return r != nil && r.Result != nil && (r.State == cmdSucceeded || r.State == cmdFailed)
 }
 
-func (r *commandRecord) resultType() string {
+func (r *record) resultType() string {
 	if r.State == cmdSucceeded {
 		return events.TypeSendSucceeded
 	}
 	return events.TypeSendFailed
 }
 
-// loadCommand reads a command's record; nil when there is none.
-func loadCommand(ctx context.Context, kv jetstream.KeyValue, key string) (*commandRecord, uint64, error) {
+// loadRecord reads a command's record; nil when there is none.
+func loadRecord(ctx context.Context, kv jetstream.KeyValue, key string) (*record, uint64, error) {
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
@@ -238,7 +238,7 @@ func loadCommand(ctx context.Context, kv jetstream.KeyValue, key string) (*comma
 	if err != nil {
 		return nil, 0, err
 	}
-	var r commandRecord
+	var r record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return nil, 0, fmt.Errorf("command record %s is corrupt: %w", key, err)
 	}
@@ -308,7 +308,7 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) {
 	log := s.log.With("command_id", id, "conversation", conv.Subject())
 	key := CommandKey(s.cfg.AccountUID, id)
 
-	rec, rev, err := loadCommand(hctx, s.cfg.Records, key)
+	rec, rev, err := loadRecord(hctx, s.cfg.Records, key)
 	if err != nil {
 		s.retryLater(ctx, msg, log, "reading the command's record", err)
 		return
@@ -319,7 +319,7 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if rec == nil {
-		rec = &commandRecord{CommandID: id, SessionType: conv.SessionType, TalkerID: conv.TalkerID}
+		rec = &record{CommandID: id, SessionType: conv.SessionType, TalkerID: conv.TalkerID}
 	}
 	if rec.State == "" || rec.State == cmdQueued {
 		rec.State = cmdSending
@@ -327,7 +327,7 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) {
 	if rec.Started.IsZero() {
 		rec.Started = s.cfg.Now()
 	}
-	st := &cmdState{s: s, key: key, rec: rec, rev: rev, cmd: cmd, conv: conv, log: log}
+	st := &command{s: s, key: key, rec: rec, rev: rev, cmd: cmd, conv: conv, log: log}
 
 	if reason := validateCommand(decodeErr, cmd, route); reason != "" {
 		log.Warn("malformed send command", "reason", reason)
@@ -362,7 +362,7 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) {
 
 // process sends the command, retrying what may pass later. It returns
 // false when the command must be left for a redelivery.
-func (s *Sender) process(ctx context.Context, st *cmdState) bool {
+func (s *Sender) process(ctx context.Context, st *command) bool {
 	for {
 		err := st.attempt(ctx)
 		if err == nil {
@@ -400,11 +400,11 @@ func (s *Sender) process(ctx context.Context, st *cmdState) bool {
 	}
 }
 
-// cmdState is one command being worked on.
-type cmdState struct {
+// command is one command being worked on.
+type command struct {
 	s    *Sender
 	key  string
-	rec  *commandRecord
+	rec  *record
 	rev  uint64
 	cmd  events.SendCommand
 	conv events.Conversation
@@ -421,7 +421,7 @@ func (e *recordError) Unwrap() error { return e.err }
 // save writes the record, refusing to overwrite a revision it did not
 // read: a second process working on the same command (after an expired
 // ack wait) stops at its next write instead of sending.
-func (st *cmdState) save(ctx context.Context) error {
+func (st *command) save(ctx context.Context) error {
 	b, err := json.Marshal(st.rec)
 	if err != nil {
 		return err
@@ -440,7 +440,7 @@ func (st *cmdState) save(ctx context.Context) error {
 }
 
 // parts are the contents to send: text parts, or the image URL.
-func (st *cmdState) parts() []string {
+func (st *command) parts() []string {
 	if st.cmd.Text != "" {
 		return bilibili.SplitText(st.cmd.Text)
 	}
@@ -451,7 +451,7 @@ func (st *cmdState) parts() []string {
 }
 
 // attempt sends what is left of the command once.
-func (st *cmdState) attempt(ctx context.Context) error {
+func (st *command) attempt(ctx context.Context) error {
 	s := st.s
 	st.rec.Attempts++
 	if err := st.save(ctx); err != nil {
@@ -537,7 +537,7 @@ func (st *cmdState) attempt(ctx context.Context) error {
 // command already (SentKey) — an identical text sent for another
 // command a moment earlier, or before a restart, is not this one. It
 // returns its msg_key, or 0.
-func (s *Sender) findSent(ctx context.Context, st *cmdState, part string, since time.Time) (uint64, error) {
+func (s *Sender) findSent(ctx context.Context, st *command, part string, since time.Time) (uint64, error) {
 	wantType := bilibili.MsgTypeText
 	if st.cmd.Text == "" {
 		wantType = bilibili.MsgTypeImage
@@ -621,7 +621,7 @@ func (s *Sender) owner(ctx context.Context, msgKey uint64) (string, error) {
 	return string(e.Value()), nil
 }
 
-func (st *cmdState) finishSucceeded() {
+func (st *command) finishSucceeded() {
 	r := st.rec
 	r.State, r.InFlight, r.Finished = cmdSucceeded, nil, st.s.cfg.Now()
 	res := st.resultData()
@@ -631,7 +631,7 @@ func (st *cmdState) finishSucceeded() {
 	r.Result = res
 }
 
-func (st *cmdState) finishFailed(code int, reason, class string) {
+func (st *command) finishFailed(code int, reason, class string) {
 	r := st.rec
 	r.State, r.InFlight, r.Finished, r.FailureClass = cmdFailed, nil, st.s.cfg.Now(), class
 	res := st.resultData()
@@ -639,7 +639,7 @@ func (st *cmdState) finishFailed(code int, reason, class string) {
 	r.Result = res
 }
 
-func (st *cmdState) resultData() *events.SendResultData {
+func (st *command) resultData() *events.SendResultData {
 	return &events.SendResultData{
 		AccountUID:   st.s.cfg.AccountUID,
 		CommandID:    st.rec.CommandID,
@@ -651,7 +651,7 @@ func (st *cmdState) resultData() *events.SendResultData {
 
 // resultEvent is the result event of a finished record; the same record
 // always gives the same event.
-func resultEvent(rec *commandRecord) (events.Event, error) {
+func resultEvent(rec *record) (events.Event, error) {
 	res := rec.Result
 	return events.New(res.AccountUID, rec.resultType(), events.SendResultID(res.AccountUID, rec.CommandID),
 		res.Conversation.Subject(), rec.Finished, res)
@@ -659,7 +659,7 @@ func resultEvent(rec *commandRecord) (events.Event, error) {
 
 // publishAndAck publishes a finished command's result, then acks (or, for
 // a malformed command, terms) it.
-func (s *Sender) publishAndAck(ctx context.Context, msg jetstream.Msg, log *slog.Logger, rec *commandRecord, term bool) {
+func (s *Sender) publishAndAck(ctx context.Context, msg jetstream.Msg, log *slog.Logger, rec *record, term bool) {
 	ev, err := resultEvent(rec)
 	if err == nil {
 		conv := rec.Result.Conversation

@@ -1,11 +1,10 @@
-package bridge_test
+package send_test
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,26 +12,25 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bilibridge/bilibridge/bilibili"
-	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 )
 
 const apiToken = "s3cret-token"
 
-// apiServer mounts the API on the bridge's HTTP server, as app does.
+// apiServer mounts the API at its pattern, as the bridge does.
 func (r *sendRig) apiServer(token string, wait time.Duration) *httptest.Server {
 	r.t.Helper()
-	srv := bridge.NewHTTPServer("127.0.0.1:0", prometheus.NewRegistry(), func() error { return nil }, slog.New(slog.DiscardHandler))
-	srv.Handle(bridge.MessagesPattern, bridge.NewAPI(bridge.APIConfig{
+	mux := http.NewServeMux()
+	mux.Handle(send.MessagesPattern, send.NewHandler(send.HandlerConfig{
 		Token: token,
-		Outboxes: []*bridge.Outbox{{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records,
-			Subjects: r.subjects, AccountUID: sndUID}},
+		Outbox: &send.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records,
+			Subjects: r.subjects, Accounts: []int64{sndUID}},
 		Wait: wait,
 	}))
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(mux)
 	r.t.Cleanup(ts.Close)
 	return ts
 }
@@ -45,7 +43,7 @@ type apiResponse struct {
 
 func post(t *testing.T, ts *httptest.Server, query, auth, body string) apiResponse {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, ts.URL+bridge.MessagesPath+query, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, ts.URL+send.MessagesPath+query, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +96,7 @@ func TestAPIOffWithoutToken(t *testing.T) {
 func TestAPIValidation(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
 	ts := r.apiServer(apiToken, time.Second)
-	long := strings.Repeat("好", bridge.MaxSendTextRunes+1)
+	long := strings.Repeat("好", send.MaxSendTextRunes+1)
 	for _, tc := range []struct {
 		name, query, body, want string
 	}{
@@ -140,7 +138,7 @@ func TestAPIValidation(t *testing.T) {
 func TestAPIBodyLimit(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
 	ts := r.apiServer(apiToken, time.Second)
-	big := `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", bridge.MaxAPIBodyBytes) + `"}`
+	big := `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", send.MaxAPIBodyBytes) + `"}`
 	if res := post(t, ts, "", bearer, big); res.status != http.StatusRequestEntityTooLarge || res.body["error"] == nil {
 		t.Errorf("%d %v, want 413", res.status, res.body)
 	}
@@ -150,7 +148,7 @@ func TestAPIBodyLimit(t *testing.T) {
 		_, _ = io.WriteString(pw, big)
 		_ = pw.Close()
 	}()
-	req, _ := http.NewRequest(http.MethodPost, ts.URL+bridge.MessagesPath, pr)
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+send.MessagesPath, pr)
 	req.Header.Set("Authorization", bearer)
 	resp, err := ts.Client().Do(req)
 	if err != nil {
@@ -258,7 +256,7 @@ func TestFailureStatus(t *testing.T) {
 		{-101, "", 503}, {21007, "", 400}, {21026, "", 400},
 		{0, "transient", 502}, {-3, "", 502}, {0, "image", 422}, {0, "invalid_command", 400}, {0, "", 422},
 	} {
-		if got := bridge.FailureStatus(tc.code, tc.class); got != tc.want {
+		if got := send.FailureStatus(tc.code, tc.class); got != tc.want {
 			t.Errorf("FailureStatus(%d, %q) = %d, want %d", tc.code, tc.class, got, tc.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package bridge_test
+package send_test
 
 import (
 	"context"
@@ -8,16 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/send"
 )
 
 func TestAPIPicksTheAccount(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
 	const second int64 = 3546
-	outbox := func(uid int64) *bridge.Outbox {
-		return &bridge.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, AccountUID: uid}
-	}
-	api := httptest.NewServer(bridge.NewAPI(bridge.APIConfig{Token: apiToken, Outboxes: []*bridge.Outbox{outbox(sndUID), outbox(second)}}))
+	outbox := &send.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, Accounts: []int64{sndUID, second}}
+	api := httptest.NewServer(send.NewHandler(send.HandlerConfig{Token: apiToken, Outbox: outbox}))
 	t.Cleanup(api.Close)
 	post := func(body string) int {
 		req, _ := http.NewRequest(http.MethodPost, api.URL, strings.NewReader(body))
@@ -48,8 +46,8 @@ func TestAPIPicksTheAccount(t *testing.T) {
 
 func TestAPIRefusesHugeInputsCleanly(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
-	api := httptest.NewServer(bridge.NewAPI(bridge.APIConfig{Token: apiToken, Outboxes: []*bridge.Outbox{
-		{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, AccountUID: sndUID}}}))
+	api := httptest.NewServer(send.NewHandler(send.HandlerConfig{Token: apiToken, Outbox: &send.Outbox{
+		NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, Accounts: []int64{sndUID}}}))
 	t.Cleanup(api.Close)
 	for _, tc := range []struct {
 		name string
@@ -58,7 +56,7 @@ func TestAPIRefusesHugeInputsCleanly(t *testing.T) {
 	}{
 		{"100,000-character text", `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", 100_000) + `"}`, http.StatusRequestEntityTooLarge},
 		{"10 MB body", strings.Repeat(" ", 10<<20), http.StatusRequestEntityTooLarge},
-		{"just over the text limit", `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", bridge.MaxSendTextRunes+1) + `"}`, http.StatusBadRequest},
+		{"just over the text limit", `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", send.MaxSendTextRunes+1) + `"}`, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, api.URL, strings.NewReader(tc.body))
