@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/app"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/config"
 )
 
@@ -43,7 +43,7 @@ func runBridge() error {
 	if err != nil {
 		return err
 	}
-	return app.Run(ctx, app.Options{Config: cfg, Accounts: logins, Logger: cfg.Logger(os.Stderr)})
+	return bridge.Run(ctx, bridge.Options{Config: cfg, Accounts: logins, Logger: cfg.Logger(os.Stderr)})
 }
 
 func tiny() Options {

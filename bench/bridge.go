@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/config"
 )
 
@@ -54,14 +54,13 @@ func (s settings) env() []string {
 }
 
 func (s settings) config() *config.Config {
-	return &config.Config{
-		DataDir: s.dataDir, NATSListen: "off", HTTPAddr: "",
-		APIURL: s.fakeURL, MainAPIURL: s.fakeURL, PassportURL: s.fakeURL, WWWURL: s.fakeURL,
-		UID:          s.uid,
-		PollInterval: s.pollInterval, PollUnsafe: s.pollInterval < config.MinPollInterval, StartFrom: "now",
-		NATSReplicas: 1, StreamMaxAge: 720 * time.Hour, Prefix: "bili",
-		WebhookURLs: s.webhookURL, WebhookSecret: s.secret,
-	}
+	c := config.Defaults()
+	c.DataDir, c.NATSListen, c.HTTPAddr = s.dataDir, "off", ""
+	c.APIURL, c.MainAPIURL, c.PassportURL, c.WWWURL = s.fakeURL, s.fakeURL, s.fakeURL, s.fakeURL
+	c.UID = s.uid
+	c.PollInterval, c.PollUnsafe, c.StartFrom = s.pollInterval, s.pollInterval < config.MinPollInterval, "now"
+	c.WebhookURLs, c.WebhookSecret = config.URLList{s.webhookURL}, s.secret
+	return &c
 }
 
 // runningBridge is one run of the bridge, until stop.
@@ -126,7 +125,7 @@ func (p *subprocess) stop() error {
 	}
 }
 
-// inProcess runs app.Run in this process.
+// inProcess runs bridge.Run in this process.
 type inProcess struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -138,7 +137,7 @@ func startInProcess(ctx context.Context, s settings, log io.Writer) *inProcess {
 	p := &inProcess{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.err = app.Run(ctx, app.Options{
+		p.err = bridge.Run(ctx, bridge.Options{
 			Config: s.config(),
 			Accounts: []config.Login{{Credentials: bilibili.Credentials{
 				SESSDATA: s.sessdata, BiliJct: s.jct, DedeUserID: strconv.FormatInt(s.uid, 10)}}},

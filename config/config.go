@@ -57,21 +57,21 @@ type Config struct {
 	APIToken string `envconfig:"API_TOKEN" desc:"bearer token for /api/*; the API is off while it is empty"`
 
 	TelegramToken         string `envconfig:"TELEGRAM_BOT_TOKEN" desc:"enables the Telegram sink (with TELEGRAM_CHAT_ID)"`
-	TelegramChatID        string `envconfig:"TELEGRAM_CHAT_ID" desc:"the forum supergroup (or chat) to post to"`
+	TelegramChatID        int64  `envconfig:"TELEGRAM_CHAT_ID" desc:"the forum supergroup (or chat) to post to: its numeric id (a supergroup's starts with -100)"`
 	TelegramAPIURL        string `envconfig:"TELEGRAM_API_URL" default:"https://api.telegram.org" desc:"Bot API base URL"`
-	TelegramAllowedUsers  string `envconfig:"TELEGRAM_ALLOWED_USERS" desc:"Telegram user ids whose messages are sent to Bilibili; empty = no replies"`
+	TelegramAllowedUsers  IDList `envconfig:"TELEGRAM_ALLOWED_USERS" desc:"Telegram user ids whose messages are sent to Bilibili; empty = no replies"`
 	TelegramWebhookURL    string `envconfig:"TELEGRAM_WEBHOOK_URL" desc:"public https URL that reaches POST /telegram/webhook; set: updates by webhook instead of long polling"`
 	TelegramWebhookSecret string `envconfig:"TELEGRAM_WEBHOOK_SECRET" desc:"secret token Telegram sends with webhook calls (1-256 of A-Z a-z 0-9 _ -); required with TELEGRAM_WEBHOOK_URL"`
 
-	DiscordToken        string `envconfig:"DISCORD_BOT_TOKEN" desc:"enables the Discord sink (with DISCORD_CHANNEL_ID)"`
-	DiscordChannelID    string `envconfig:"DISCORD_CHANNEL_ID" desc:"the text or forum channel to post to"`
-	DiscordAPIURL       string `envconfig:"DISCORD_API_URL" default:"https://discord.com" desc:"REST base URL (the gateway address is asked from it)"`
-	DiscordAllowedUsers string `envconfig:"DISCORD_ALLOWED_USERS" desc:"Discord user ids who may reply"`
-	DiscordAllowedRoles string `envconfig:"DISCORD_ALLOWED_ROLES" desc:"Discord role ids whose members may reply"`
+	DiscordToken        string     `envconfig:"DISCORD_BOT_TOKEN" desc:"enables the Discord sink (with DISCORD_CHANNEL_ID)"`
+	DiscordChannelID    string     `envconfig:"DISCORD_CHANNEL_ID" desc:"the text or forum channel to post to"`
+	DiscordAPIURL       string     `envconfig:"DISCORD_API_URL" default:"https://discord.com" desc:"REST base URL (the gateway address is asked from it)"`
+	DiscordAllowedUsers Snowflakes `envconfig:"DISCORD_ALLOWED_USERS" desc:"Discord user ids who may reply"`
+	DiscordAllowedRoles Snowflakes `envconfig:"DISCORD_ALLOWED_ROLES" desc:"Discord role ids whose members may reply"`
 
-	WebhookURLs   string `envconfig:"WEBHOOK_URLS" desc:"comma-separated endpoints; enables the webhook sink"`
-	WebhookSecret string `envconfig:"WEBHOOK_SECRET" desc:"whsec_... secret(s), space-separated, for signatures"`
-	WebhookEvents string `envconfig:"WEBHOOK_EVENTS" desc:"comma-separated event types to deliver (default: message events)"`
+	WebhookURLs   URLList    `envconfig:"WEBHOOK_URLS" desc:"comma-separated endpoints; enables the webhook sink"`
+	WebhookSecret string     `envconfig:"WEBHOOK_SECRET" desc:"whsec_... secret(s), space-separated, for signatures"`
+	WebhookEvents EventTypes `envconfig:"WEBHOOK_EVENTS" desc:"comma-separated event types to deliver (default: message events)"`
 
 	DeliveryGiveUp time.Duration `envconfig:"DELIVERY_GIVE_UP" default:"24h" desc:"a sink dead-letters an event this long after its first failed attempt"`
 
@@ -95,11 +95,13 @@ func (c Config) String() string {
 // GoString keeps %#v from printing secrets.
 func (c Config) GoString() string { return c.String() }
 
-// Load reads the environment and validates it.
+// Load reads the environment and validates it. Every setting is parsed
+// and checked here, before anything starts; each mistake is one sentence
+// naming its variable.
 func Load() (*Config, error) {
 	var c Config
 	if err := envconfig.Process("", &c); err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
+		return nil, plainParseError(err)
 	}
 	if c.CredentialsFile == "" {
 		c.CredentialsFile = filepath.Join(c.DataDir, "credentials.json")
@@ -137,6 +139,8 @@ func (c *Config) Validate() error {
 	if c.DeliveryGiveUp < time.Minute || c.DeliveryGiveUp > c.StreamMaxAge {
 		errs = append(errs, fmt.Errorf("DELIVERY_GIVE_UP=%s: want between 1m and STREAM_MAX_AGE (%s), since an event must still be in the stream when it is retried", c.DeliveryGiveUp, c.StreamMaxAge))
 	}
+	errs = append(errs, c.checkSinks()...)
+	errs = append(errs, c.checkLog()...)
 	return errors.Join(errs...)
 }
 

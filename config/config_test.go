@@ -13,7 +13,7 @@ import (
 )
 
 func valid() config.Config {
-	return config.Config{PollInterval: 6 * time.Second, StartFrom: "unread", NATSListen: "127.0.0.1:4222", NATSReplicas: 1, Prefix: "bili", StreamMaxAge: 720 * time.Hour, DeliveryGiveUp: 24 * time.Hour, LeaseTTL: 30 * time.Second}
+	return config.Defaults()
 }
 
 func TestValidate(t *testing.T) {

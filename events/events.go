@@ -23,6 +23,12 @@ const (
 	TypeDeadLetter    = "com.bilibili.dead_letter"
 )
 
+// Types lists every event type on stream BILI, in the order subscribers
+// see them documented.
+var Types = []string{
+	TypeMessage, TypeRecall, TypeSendSucceeded, TypeSendFailed, TypeAccountStatus, TypeDeadLetter,
+}
+
 // Event is a CloudEvents 1.0 envelope in its JSON form.
 type Event struct {
 	SpecVersion     string          `json:"specversion"`

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
@@ -427,33 +427,33 @@ func finish(t *testing.T, scenario, faults string, w *world, r *receiver, start 
 // interval, on the external NATS at natsURL, delivering to r.
 func bridgeConfig(t *testing.T, w *world, r *receiver, natsURL string, interval time.Duration) *config.Config {
 	u := w.fake.URL()
-	return &config.Config{
-		DataDir: t.TempDir(), APIURL: u, MainAPIURL: u, PassportURL: u, WWWURL: u,
-		PollInterval: interval, PollUnsafe: true, StartFrom: "unread",
-		NATSURL: natsURL, NATSReplicas: 1, StreamMaxAge: 24 * time.Hour, Prefix: "bili",
-		WebhookURLs: r.URL(), WebhookSecret: secret, LogLevel: "info",
-	}
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.APIURL, cfg.MainAPIURL, cfg.PassportURL, cfg.WWWURL = t.TempDir(), u, u, u, u
+	cfg.PollInterval, cfg.PollUnsafe = interval, true
+	cfg.NATSURL, cfg.StreamMaxAge, cfg.HTTPAddr = natsURL, 24*time.Hour, ""
+	cfg.WebhookURLs, cfg.WebhookSecret = config.URLList{r.URL()}, secret
+	return &cfg
 }
 
-// runInProcess runs app.Run until the test ends. clientTimeout bounds
+// runInProcess runs bridge.Run until the test ends. clientTimeout bounds
 // each Bilibili call (the bridge's own default is 15s).
-func runInProcess(t *testing.T, cfg *config.Config, w *world, clientTimeout time.Duration, logw io.Writer) *app.App {
+func runInProcess(t *testing.T, cfg *config.Config, w *world, clientTimeout time.Duration, logw io.Writer) *bridge.Bridge {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	hc := *w.fake.Client()
 	hc.Timeout = clientTimeout
-	started := make(chan *app.App, 1)
+	started := make(chan *bridge.Bridge, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, app.Options{
+		done <- bridge.Run(ctx, bridge.Options{
 			Config:     cfg,
 			Accounts:   []config.Login{{Credentials: bilibili.Credentials{SESSDATA: sessdata, BiliJct: biliJct}}},
 			HTTPClient: &hc,
 			Logger:     cfg.Logger(logw),
-			Started:    func(a *app.App) { started <- a },
+			Started:    func(a *bridge.Bridge) { started <- a },
 		})
 	}()
-	var a *app.App
+	var a *bridge.Bridge
 	select {
 	case a = <-started:
 	case err := <-done:

@@ -20,9 +20,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/account"
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bench"
 	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
@@ -99,7 +99,7 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return app.Run(ctx, app.Options{Config: cfg, Accounts: logins, Logger: cfg.Logger(stderr)})
+	return bridge.Run(ctx, bridge.Options{Config: cfg, Accounts: logins, Logger: cfg.Logger(stderr)})
 }
 
 func tail(ctx context.Context, args []string, stdout io.Writer) error {
@@ -111,12 +111,12 @@ func tail(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		filter = args[0]
 	}
-	nc, err := app.Dial(cfg, "bilibridge tail")
+	nc, err := bridge.Dial(cfg, "bilibridge tail")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return app.Tail(ctx, nc, filter, stdout)
+	return bridge.Tail(ctx, nc, filter, stdout)
 }
 
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -137,7 +137,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		logTo = stderr
 	}
-	return app.Demo(ctx, app.DemoOptions{Out: stdout, Log: logTo, Every: *every})
+	return bridge.Demo(ctx, bridge.DemoOptions{Out: stdout, Log: logTo, Every: *every})
 }
 
 // benchCmd runs the whole-pipeline benchmark: this executable's `run` as
@@ -206,7 +206,7 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if uid == 0 {
 		return errors.New("send: the account's uid is unknown; set BILI_UID (or log in so the credentials file holds DedeUserID)")
 	}
-	nc, err := app.Dial(cfg, "bilibridge send")
+	nc, err := bridge.Dial(cfg, "bilibridge send")
 	if err != nil {
 		return err
 	}

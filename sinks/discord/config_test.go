@@ -39,7 +39,7 @@ func TestNewChecksConfig(t *testing.T) {
 	}
 }
 
-func TestNameSubjectsSplitIDs(t *testing.T) {
+func TestNameAndSubjects(t *testing.T) {
 	e := newEnv(t, discordtest.TypeText)
 	s := e.sink(t)
 	if s.Name() != "discord-"+e.channel {
@@ -48,9 +48,6 @@ func TestNameSubjectsSplitIDs(t *testing.T) {
 	want := []string{"bili.*.msg.>", "bili.*.recall.>", "bili.*.sent.>", "bili.*.account"}
 	if got := s.Subjects(events.Subjects{}); !slices.Equal(got, want) {
 		t.Errorf("Subjects = %q, want %q", got, want)
-	}
-	if got := discord.SplitIDs(" 1, 2 ,,3\n"); !slices.Equal(got, []string{"1", "2", "3"}) {
-		t.Errorf("SplitIDs = %q", got)
 	}
 }
 

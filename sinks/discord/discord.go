@@ -198,12 +198,6 @@ func New(cfg Config) (*Sink, error) {
 	return s, nil
 }
 
-// SplitIDs splits a comma- or space-separated list of Discord ids (the
-// form of DISCORD_ALLOWED_USERS and DISCORD_ALLOWED_ROLES).
-func SplitIDs(list string) []string {
-	return strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
-}
-
 func idSet(what string, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, id := range ids {

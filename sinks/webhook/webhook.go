@@ -87,10 +87,7 @@ var (
 
 // allTypes lists every event type a webhook can receive, in the order
 // Subjects returns their filters.
-var allTypes = []string{
-	events.TypeMessage, events.TypeRecall, events.TypeSendSucceeded,
-	events.TypeSendFailed, events.TypeAccountStatus, events.TypeDeadLetter,
-}
+var allTypes = events.Types
 
 // maxIdlePerHost keeps a connection per conversation in flight alive.
 const maxIdlePerHost = 128

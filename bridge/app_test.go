@@ -1,4 +1,4 @@
-package app_test
+package bridge_test
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/account"
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
@@ -27,9 +27,9 @@ const (
 	friend int64 = 293793435
 )
 
-// running is one app.Run in the background.
+// running is one bridge.Run in the background.
 type running struct {
-	app  *app.App
+	app  *bridge.Bridge
 	stop func() error // cancels Run and returns its error; safe to call twice
 }
 
@@ -39,22 +39,22 @@ var defaultLogin = config.Login{Credentials: bilibili.Credentials{SESSDATA: "ses
 // start runs the bridge with cfg against fake as defaultLogin.
 func start(t *testing.T, cfg *config.Config, fake *bilitest.Server) *running {
 	t.Helper()
-	return startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
+	return startApp(t, bridge.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
 }
 
-// startApp runs app.Run with opts until the test ends (or stop), and
+// startApp runs bridge.Run with opts until the test ends (or stop), and
 // returns once it reported itself started.
-func startApp(t *testing.T, opts app.Options) *running {
+func startApp(t *testing.T, opts bridge.Options) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan *app.App, 1)
-	opts.Started = func(a *app.App) { started <- a }
+	started := make(chan *bridge.Bridge, 1)
+	opts.Started = func(a *bridge.Bridge) { started <- a }
 	var runErr error
 	var once sync.Once
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runErr = app.Run(ctx, opts)
+		runErr = bridge.Run(ctx, opts)
 	}()
 	stop := func() error {
 		once.Do(func() { cancel(); <-done })
@@ -75,12 +75,12 @@ func startApp(t *testing.T, opts app.Options) *running {
 func testConfig(t *testing.T, fake *bilitest.Server, dataDir string) *config.Config {
 	t.Helper()
 	u := fake.URL()
-	return &config.Config{
-		DataDir: dataDir, APIURL: u, MainAPIURL: u, PassportURL: u, WWWURL: u,
-		PollInterval: 20 * time.Millisecond, PollUnsafe: true, StartFrom: "unread",
-		NATSListen: "127.0.0.1:0", NATSReplicas: 1, StreamMaxAge: 24 * time.Hour, Prefix: "bili",
-		HTTPAddr: "127.0.0.1:0",
-	}
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.APIURL, cfg.MainAPIURL, cfg.PassportURL, cfg.WWWURL = dataDir, u, u, u, u
+	cfg.PollInterval, cfg.PollUnsafe = 20*time.Millisecond, true
+	cfg.NATSListen, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.StreamMaxAge = 24 * time.Hour
+	return &cfg
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -194,7 +194,7 @@ func TestStartWithExpiredLoginAndNoUID(t *testing.T) {
 	fake.SetLoginValid(uid, false)
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.HTTPAddr = ""
-	err := app.Run(context.Background(), app.Options{Config: cfg, Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}}}, HTTPClient: fake.Client()})
+	err := bridge.Run(context.Background(), bridge.Options{Config: cfg, Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: "sess", BiliJct: "jct"}}}, HTTPClient: fake.Client()})
 	if err == nil || !strings.Contains(err.Error(), "bilibridge login") {
 		t.Fatalf("err %v", err)
 	}
@@ -212,7 +212,7 @@ func TestNewCredentialsFileEndsALoginExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, fake, dir)
-	r := startApp(t, app.Options{Config: cfg, Accounts: []config.Login{{Credentials: old, File: file}}, HTTPClient: fake.Client()})
+	r := startApp(t, bridge.Options{Config: cfg, Accounts: []config.Login{{Credentials: old, File: file}}, HTTPClient: fake.Client()})
 	a := r.app
 	base := "http://" + a.HTTPAddr
 	fake.SetLoginValid(uid, false)

@@ -1,4 +1,4 @@
-package app_test
+package bridge_test
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/app"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 )
@@ -36,7 +36,7 @@ func TestTailPrintsOneLinePerEvent(t *testing.T) {
 	var out syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- app.Tail(ctx, conn.NC, "bili.>", &out) }()
+	go func() { done <- bridge.Tail(ctx, conn.NC, "bili.>", &out) }()
 	ev, err := events.New(uid, events.TypeMessage, "1-2", "1/293793435", time.Now(), events.MessageData{
 		AccountUID:   uid,
 		Conversation: events.Conversation{SessionType: 1, TalkerID: uint64(friend), Kind: "user", Name: "friend"},

@@ -1,4 +1,4 @@
-package app_test
+package bridge_test
 
 import (
 	"encoding/json"

@@ -1,11 +1,11 @@
-package app_test
+package bridge_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
@@ -27,9 +27,9 @@ func TestTelegramInbox(t *testing.T) {
 	tg.AddChat(telegramtest.Chat{ID: chat, Title: "inbox", IsForum: true})
 
 	cfg := testConfig(t, fake, t.TempDir())
-	cfg.TelegramToken, cfg.TelegramChatID, cfg.TelegramAPIURL = tg.Token, "-1001234567890", tg.URL
-	cfg.TelegramAllowedUsers = "777"
-	r := startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
+	cfg.TelegramToken, cfg.TelegramChatID, cfg.TelegramAPIURL = tg.Token, -1001234567890, tg.URL
+	cfg.TelegramAllowedUsers = config.IDList{777}
+	r := startApp(t, bridge.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
 
 	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("hello <team>")})
 	var thread int

@@ -1,4 +1,4 @@
-package app_test
+package bridge_test
 
 import (
 	"bytes"
@@ -10,9 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 )
@@ -56,14 +56,14 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 	}))
 	defer hook.Close()
 	cfg := testConfig(t, fake, t.TempDir())
-	cfg.APIToken, cfg.WebhookSecret, cfg.WebhookURLs = apiToken, whsecret, hook.URL+"/in?token="+hookToken
+	cfg.APIToken, cfg.WebhookSecret, cfg.WebhookURLs = apiToken, whsecret, config.URLList{hook.URL + "/in?token=" + hookToken}
 	var logs lockedBuffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bridge log:\n%s", logs.String())
 		}
 	})
-	r := startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(),
+	r := startApp(t, bridge.Options{Config: cfg, HTTPClient: fake.Client(),
 		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: sessdata, BiliJct: jct, RefreshToken: "refresh-sekret"}}}})
 	a := r.app

@@ -1,4 +1,4 @@
-package app_test
+package bridge_test
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
@@ -28,7 +28,7 @@ func TestTwoAccountsInOneProcess(t *testing.T) {
 	fake.AddUser(bilitest.User{UID: fanB, Name: "fan of B", FollowsAccount: true})
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.APIToken = "tok"
-	r := startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{
+	r := startApp(t, bridge.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{
 		{Credentials: bilibili.Credentials{SESSDATA: "sess-a", BiliJct: "jct-a"}},
 		{Credentials: bilibili.Credentials{SESSDATA: "sess-b", BiliJct: "jct-b"}},
 	}})

@@ -1,4 +1,4 @@
-package app_test
+package bridge_test
 
 import (
 	"io"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
 	"github.com/bilibridge/bilibridge/bus/bustest"
+	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
@@ -47,7 +48,7 @@ func TestDMReachesASignedWebhook(t *testing.T) {
 	fake.AddAccount(bilitest.Account{UID: uid, Name: "me", SESSDATA: "sess", BiliJct: "jct"})
 	fake.AddUser(bilitest.User{UID: friend, Name: "friend", FollowsAccount: true})
 	cfg := testConfig(t, fake, t.TempDir())
-	cfg.WebhookURLs, cfg.WebhookSecret = recv.URL, secret
+	cfg.WebhookURLs, cfg.WebhookSecret = config.URLList{recv.URL}, secret
 	start(t, cfg, fake)
 
 	d := fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("to the webhook")})

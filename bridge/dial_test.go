@@ -1,4 +1,4 @@
-package app_test
+package bridge_test
 
 import (
 	"errors"
@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 )
@@ -20,7 +20,7 @@ const natsPassword = "s3cr3t-nats-password"
 // the error does not show the password.
 func dialFails(t *testing.T, cfg *config.Config, what string) {
 	t.Helper()
-	nc, err := app.Dial(cfg, "test")
+	nc, err := bridge.Dial(cfg, "test")
 	if err == nil {
 		nc.Close()
 		t.Fatalf("%s: Dial connected", what)
@@ -48,7 +48,7 @@ func TestDialLogsInToTheEmbeddedNATS(t *testing.T) {
 	// What tail and send see: the same environment, the listener's address.
 	client := *cfg
 	client.NATSListen = strings.TrimPrefix(r.app.Conn.ClientURL(), "nats://")
-	nc, err := app.Dial(&client, "bilibridge tail")
+	nc, err := bridge.Dial(&client, "bilibridge tail")
 	if err != nil {
 		t.Fatalf("Dial with the login: %v", err)
 	}
@@ -77,7 +77,7 @@ func TestDialLogsInToTheEmbeddedNATS(t *testing.T) {
 func TestDialLogsInToAnExternalNATS(t *testing.T) {
 	s := bustest.StartServerWithLogin(t, "ops", natsPassword)
 	cfg := &config.Config{NATSURL: s.URL, NATSUser: "ops", NATSPassword: natsPassword}
-	nc, err := app.Dial(cfg, "bilibridge send")
+	nc, err := bridge.Dial(cfg, "bilibridge send")
 	if err != nil {
 		t.Fatalf("Dial with the login: %v", err)
 	}

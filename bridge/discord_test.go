@@ -1,11 +1,11 @@
-package app_test
+package bridge_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/sinks/discord/discordtest"
@@ -25,8 +25,8 @@ func TestDiscordInbox(t *testing.T) {
 
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.DiscordToken, cfg.DiscordChannelID, cfg.DiscordAPIURL = "discord-bot-token", channel, dc.URL
-	cfg.DiscordAllowedUsers = "800000000000000001"
-	r := startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
+	cfg.DiscordAllowedUsers = config.Snowflakes{"800000000000000001"}
+	r := startApp(t, bridge.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
 
 	fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(friend), MsgType: 1, Content: bilitest.TextContent("hi @everyone")})
 	var thread string

@@ -1,4 +1,4 @@
-package app_test
+package bridge_test
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/app"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
+	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
@@ -43,8 +43,8 @@ func TestClusterFailover(t *testing.T) {
 	recv := newClusterReceiver(t)
 	startBridge := func() *running {
 		cfg := testConfig(t, fake, t.TempDir())
-		cfg.NATSURL, cfg.NATSReplicas, cfg.WebhookURLs, cfg.HTTPAddr = cluster.URL(), 3, recv.srv.URL, ""
-		return startApp(t, app.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
+		cfg.NATSURL, cfg.NATSReplicas, cfg.WebhookURLs, cfg.HTTPAddr = cluster.URL(), 3, config.URLList{recv.srv.URL}, ""
+		return startApp(t, bridge.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
 	}
 	r1, r2 := startBridge(), startBridge()
 	a1, a2 := r1.app, r2.app
@@ -57,7 +57,7 @@ func TestClusterFailover(t *testing.T) {
 			fake.Deliver(uid, bilitest.Message{SessionType: 1, TalkerID: uint64(tk), MsgType: 1, Content: bilitest.TextContent(fmt.Sprintf("m%d", n))})
 		}
 	}
-	leader := func() (*app.App, *app.App) {
+	leader := func() (*bridge.Bridge, *bridge.Bridge) {
 		if a1.Accounts[0].Poller.Status().Leader {
 			return a1, a2
 		}
@@ -119,7 +119,7 @@ func TestClusterFailover(t *testing.T) {
 
 // settled waits until every sink consumer of a's stream has nothing
 // pending and nothing unacked: no redelivery is still to come.
-func settled(t *testing.T, a *app.App) {
+func settled(t *testing.T, a *bridge.Bridge) {
 	t.Helper()
 	bustest.Eventually(t, "every sink to have acked all it was given", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

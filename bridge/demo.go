@@ -1,4 +1,4 @@
-package app
+package bridge
 
 import (
 	"context"
@@ -37,18 +37,18 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 	}
 	defer os.RemoveAll(dir)
 
-	cfg := &config.Config{
-		DataDir: dir, APIURL: fake.URL(), MainAPIURL: fake.URL(), PassportURL: fake.URL(), WWWURL: fake.URL(),
-		// The fake has no risk control to upset.
-		PollInterval: time.Second, PollUnsafe: true, StartFrom: "unread",
-		NATSListen: "off", NATSReplicas: 1, StreamMaxAge: 24 * time.Hour, Prefix: "bili",
-	}
+	cfg := config.Defaults()
+	cfg.DataDir = dir
+	cfg.APIURL, cfg.MainAPIURL, cfg.PassportURL, cfg.WWWURL = fake.URL(), fake.URL(), fake.URL(), fake.URL()
+	// The fake has no risk control to upset.
+	cfg.PollInterval, cfg.PollUnsafe = time.Second, true
+	cfg.NATSListen, cfg.HTTPAddr = "off", ""
 	fmt.Fprintf(opts.Out, "bilibridge demo: a fake Bilibili account %d gets a message every %s; each line below is an event the bridge published on NATS. Ctrl-C stops.\n", acct.UID, opts.Every)
 	return Run(ctx, Options{
-		Config:   cfg,
+		Config:   &cfg,
 		Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: acct.SESSDATA, BiliJct: acct.BiliJct, DedeUserID: fmt.Sprint(acct.UID)}}},
 		Logger:   slog.New(slog.NewTextHandler(opts.Log, nil)),
-		Started: func(a *App) {
+		Started: func(a *Bridge) {
 			go func() {
 				if err := Tail(ctx, a.Conn.NC, a.Subjects.All(), opts.Out); err != nil {
 					fmt.Fprintln(opts.Out, "tail:", err)
