@@ -28,6 +28,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
+
+	"github.com/bilibridge/bilibridge/redact"
 )
 
 // Endpoints are the base URLs of the Bilibili hosts the client talks to.
@@ -245,7 +247,7 @@ func (c *Client) call(ctx context.Context, req request, out any) error {
 	}
 	hreq, err := http.NewRequestWithContext(ctx, req.method, target, body)
 	if err != nil {
-		return fmt.Errorf("bilibili %s: %w", req.name, redactURLError(err))
+		return fmt.Errorf("bilibili %s: %w", req.name, redact.URLError(err))
 	}
 	hreq.Header.Set("User-Agent", c.userAgent)
 	hreq.Header.Set("Referer", webOrigin+"/")
@@ -263,8 +265,8 @@ func (c *Client) call(ctx context.Context, req request, out any) error {
 	defer func() { c.observe(req.name, code, c.now().Sub(start)) }()
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		c.log.DebugContext(ctx, "bilibili call failed", "endpoint", req.name, "err", redactURLError(err))
-		return &TransportError{Endpoint: req.name, Err: redactURLError(err)}
+		c.log.DebugContext(ctx, "bilibili call failed", "endpoint", req.name, "err", redact.URLError(err))
+		return &TransportError{Endpoint: req.name, Err: redact.URLError(err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))

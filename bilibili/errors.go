@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -308,18 +307,4 @@ func Reason(err error) string {
 		return "Bilibili refused the message: " + api.Message + " (code " + strconv.Itoa(api.Code) + ")."
 	}
 	return "The message could not be sent."
-}
-
-// redactURLError strips the query from a *url.Error so that tokens sent in
-// a query (cookie/info takes csrf there) never reach a log line.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			u.RawQuery = ""
-			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
-		}
-		return &url.Error{Op: ue.Op, URL: "(redacted)", Err: ue.Err}
-	}
-	return err
 }

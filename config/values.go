@@ -15,6 +15,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/redact"
 )
 
 // The list types below parse themselves (envconfig.Decoder), so a bad
@@ -68,10 +69,10 @@ func (l *URLList) Decode(s string) error {
 		}
 		u, err := url.Parse(f)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%q is not an absolute http or https URL", redactURL(f))
+			return fmt.Errorf("%q is not an absolute http or https URL", redact.URLString(f))
 		}
 		if slices.Contains(*l, f) {
-			return fmt.Errorf("%q is listed twice", redactURL(f))
+			return fmt.Errorf("%q is listed twice", redact.URLString(f))
 		}
 		*l = append(*l, f)
 	}
@@ -96,16 +97,6 @@ func (l *EventTypes) Decode(s string) error {
 // splitList splits on commas and white space and drops empty entries.
 func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
-}
-
-// redactURL drops a URL's query and user info, where tokens live.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	u.RawQuery, u.User = "", nil
-	return u.String()
 }
 
 // plainParseError turns envconfig's error into one sentence naming the
@@ -169,7 +160,7 @@ func (c *Config) checkSinks() []error {
 	}
 	if c.TelegramWebhookURL != "" {
 		if u, err := url.Parse(c.TelegramWebhookURL); err != nil || u.Scheme != "https" || u.Host == "" {
-			errs = append(errs, fmt.Errorf("TELEGRAM_WEBHOOK_URL=%s: Telegram only calls absolute https URLs", redactURL(c.TelegramWebhookURL)))
+			errs = append(errs, fmt.Errorf("TELEGRAM_WEBHOOK_URL=%s: Telegram only calls absolute https URLs", redact.URLString(c.TelegramWebhookURL)))
 		}
 		if !validTelegramSecret(c.TelegramWebhookSecret) {
 			errs = append(errs, errors.New("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - when TELEGRAM_WEBHOOK_URL is set"))

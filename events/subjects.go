@@ -53,6 +53,11 @@ func (s Subjects) Send(uid int64, sessionType int, talker uint64) string {
 	return s.conv(uid, "send", sessionType, talker)
 }
 
+// Sends is the filter of every send command of account uid.
+func (s Subjects) Sends(uid int64) string {
+	return fmt.Sprintf("%s.%d.send.>", s.prefix(), uid)
+}
+
 // Account is the subject of an account's status events.
 func (s Subjects) Account(uid int64) string {
 	return fmt.Sprintf("%s.%d.account", s.prefix(), uid)

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bilibridge/bilibridge/backoff"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/lease"
@@ -231,7 +231,7 @@ func (p *Poller) after(ctx context.Context, err error) time.Duration {
 			p.log.Info("Bilibili login works again; polling resumed")
 			p.publishStatus(ctx, events.StateLoggedIn, "The Bilibili login works again; messages are flowing.")
 		}
-		return p.jitter(p.cfg.Interval)
+		return backoff.Jitter(p.cfg.Interval, pollJitter)
 	case ctx.Err() != nil:
 		return 0
 	case bilibili.IsLoginExpired(err):
@@ -267,19 +267,14 @@ func (p *Poller) setError(err error, loginValid bool) {
 	}
 }
 
-// backoff doubles the interval per consecutive failure, up to MaxBackoff.
+// backoff doubles the interval per consecutive failure, up to MaxBackoff,
+// and jitters it.
 func (p *Poller) backoff(failures int) time.Duration {
-	d := p.cfg.Interval
-	for i := 0; i < failures && d < p.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return p.jitter(min(d, p.cfg.MaxBackoff))
+	return backoff.Jitter(backoff.Exp(p.cfg.Interval, failures+1, p.cfg.MaxBackoff), pollJitter)
 }
 
-// jitter spreads polls by ±10% so that they never look machine-timed.
-func (p *Poller) jitter(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
-}
+// pollJitter spreads polls by ±10% so that they never look machine-timed.
+const pollJitter = 0.1
 
 func (p *Poller) publishStatus(ctx context.Context, state, msg string) {
 	uid := p.cfg.AccountUID
@@ -898,11 +893,7 @@ func (r *convRetries) failed(key string, now time.Time, interval, maxWait time.D
 	}
 	f := r.m[key]
 	f.failures++
-	wait := interval
-	for i := 1; i < f.failures && wait < maxWait; i++ {
-		wait *= 2
-	}
-	wait = min(wait, maxWait)
+	wait := backoff.Exp(interval, f.failures, maxWait)
 	f.next = now.Add(wait)
 	r.m[key] = f
 	return wait

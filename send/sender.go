@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bilibridge/bilibridge/backoff"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/events"
@@ -248,7 +248,7 @@ func loadRecord(ctx context.Context, kv jetstream.KeyValue, key string) (*record
 // Run consumes the account's commands until ctx ends.
 func (s *Sender) Run(ctx context.Context) error {
 	uid := s.cfg.AccountUID
-	filter := subjectPrefix(s.cfg.Subjects) + "." + strconv.FormatInt(uid, 10) + ".send.>"
+	filter := s.cfg.Subjects.Sends(uid)
 	cons, err := s.cfg.Outbox.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       SenderConsumerName(uid),
 		Description:   "bilibridge sender of account " + strconv.FormatInt(uid, 10),
@@ -390,7 +390,7 @@ func (s *Sender) process(ctx context.Context, st *command) bool {
 			return true
 		}
 		wait := s.cfg.RetrySchedule[n-1]
-		wait += time.Duration(rand.Int64N(int64(wait)/5 + 1)) // up to +20%
+		wait = backoff.Jitter(wait, 0.1)
 		st.log.Info("send failed; retrying", "err", err, "code", code, "attempt", n, "retry_in", wait)
 		select {
 		case <-ctx.Done():
@@ -842,11 +842,4 @@ func fallbackCommandID(msg jetstream.Msg) string {
 	}
 	sum := sha256.Sum256(msg.Data())
 	return "outbox-" + hex.EncodeToString(sum[:8])
-}
-
-func subjectPrefix(s events.Subjects) string {
-	if s.Prefix == "" {
-		return events.DefaultPrefix
-	}
-	return s.Prefix
 }

@@ -31,7 +31,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +41,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/redact"
 	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks"
 )
@@ -116,7 +116,7 @@ type Sink struct {
 	roles   map[string]bool
 
 	mu      sync.Mutex
-	secrets []string
+	redact  *redact.Scrubber // the bot token and webhook tokens
 	parent  *discordgo.Channel
 	hook    *webhookRec
 	threads map[string]string   // conversation key → thread id checked by this process
@@ -155,7 +155,7 @@ func New(cfg Config) (*Sink, error) {
 	}
 	s := &Sink{
 		cfg: cfg, channel: cfg.ChannelID, name: "discord-" + cfg.ChannelID, state: cfg.State, records: cfg.Records,
-		users: users, roles: roles, secrets: []string{cfg.Token},
+		users: users, roles: roles, redact: redact.New(cfg.Token),
 		threads: map[string]string{}, convs: map[string]*convRec{}, convMu: map[string]*sync.Mutex{},
 	}
 	s.log = cfg.Logger
@@ -262,27 +262,11 @@ func opts(ctx context.Context) []discordgo.RequestOption {
 
 // ---- errors ----
 
-// addSecret makes scrub hide v.
-func (s *Sink) addSecret(v string) {
-	if v == "" {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !slices.Contains(s.secrets, v) {
-		s.secrets = append(s.secrets, v)
-	}
-}
+// addSecret makes scrub hide v (a webhook token learnt at run time).
+func (s *Sink) addSecret(v string) { s.redact.Add(v) }
 
 // scrub hides the bot token and webhook tokens in text.
-func (s *Sink) scrub(text string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, v := range s.secrets {
-		text = strings.ReplaceAll(text, v, "REDACTED")
-	}
-	return text
-}
+func (s *Sink) scrub(text string) string { return s.redact.String(text) }
 
 // apiStatus returns the HTTP status and Discord error code of err, or
 // zeros when it is not an API error.

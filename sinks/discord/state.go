@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/kvkey"
 )
 
 // KV keys (all under "dc."). What must outlast the events lives in the
@@ -69,29 +69,19 @@ type webhookRec struct {
 	Token string `json:"token"`
 }
 
-// keyToken makes s one valid KV key token.
-func keyToken(s string) string {
-	if s == "" {
-		return "_"
-	}
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '=':
-			return r
-		}
-		return '_'
-	}, s)
-}
-
 func (s *Sink) threadKey(c convRec) string {
 	return fmt.Sprintf("dc.thread.%s.%d.%d.%d", s.channel, c.AccountUID, c.SessionType, c.TalkerID)
 }
-func (s *Sink) convKey(thread string) string { return "dc.conv." + s.channel + "." + keyToken(thread) }
-func (s *Sink) msgKey(eventID string) string { return "dc.msg." + s.channel + "." + keyToken(eventID) }
-func (s *Sink) webhookKey() string           { return "dc.webhook." + s.channel }
-func (s *Sink) statusKey() string            { return "dc.status." + s.channel }
+func (s *Sink) convKey(thread string) string {
+	return "dc.conv." + s.channel + "." + kvkey.Token(thread)
+}
+func (s *Sink) msgKey(eventID string) string {
+	return "dc.msg." + s.channel + "." + kvkey.Token(eventID)
+}
+func (s *Sink) webhookKey() string { return "dc.webhook." + s.channel }
+func (s *Sink) statusKey() string  { return "dc.status." + s.channel }
 func echoKey(uid int64, msgKey string) string {
-	return fmt.Sprintf("dc.echo.%d.%s", uid, keyToken(msgKey))
+	return fmt.Sprintf("dc.echo.%d.%s", uid, kvkey.Token(msgKey))
 }
 
 func convOf(uid int64, c events.Conversation) convRec {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/kvkey"
 	"github.com/bilibridge/bilibridge/sinks"
 )
 
@@ -201,7 +202,9 @@ func (s *Sink) timeLine(t time.Time) string {
 	return "<i>" + t.In(s.cfg.Location).Format("Jan 2, 15:04") + "</i>"
 }
 
-func (s *Sink) msgKey(eventID string) string { return "tg.msg." + s.chatTok + "." + keyToken(eventID) }
+func (s *Sink) msgKey(eventID string) string {
+	return "tg.msg." + s.chatTok + "." + kvkey.Token(eventID)
+}
 
 func (s *Sink) mergedKey(msgID int) string {
 	return "tg.merged." + s.chatTok + "." + strconv.Itoa(msgID)

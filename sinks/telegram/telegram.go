@@ -49,8 +49,6 @@ package telegram
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,7 +65,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/kvkey"
 	"github.com/bilibridge/bilibridge/netguard"
+	"github.com/bilibridge/bilibridge/redact"
 	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks"
 )
@@ -167,6 +167,7 @@ type Sink struct {
 	now     func() time.Time
 	limiter *rate.Limiter
 	allowed map[int64]bool
+	redact  *redact.Scrubber // the bot token
 
 	forumMu sync.Mutex
 	forum   *bool
@@ -251,6 +252,7 @@ func New(cfg Config) (*Sink, error) {
 		now:     cfg.Now,
 		limiter: rate.NewLimiter(rate.Limit(cfg.RatePerMinute/60), cfg.Burst),
 		allowed: map[int64]bool{},
+		redact:  redact.New(cfg.Token),
 		forum:   cfg.Forum,
 
 		failures: map[int64]int{},
@@ -733,7 +735,7 @@ func (s *Sink) deliverResult(ctx context.Context, ev events.Event, d events.Send
 			if k == "" {
 				continue
 			}
-			if _, err := s.cfg.Records.Put(ctx, "tg.echo."+strconv.FormatInt(d.AccountUID, 10)+"."+keyToken(k), []byte(ev.ID)); err != nil {
+			if _, err := s.cfg.Records.Put(ctx, "tg.echo."+strconv.FormatInt(d.AccountUID, 10)+"."+kvkey.Token(k), []byte(ev.ID)); err != nil {
 				return fmt.Errorf("telegram: recording the echo of a reply: %w", err)
 			}
 		}
@@ -770,23 +772,6 @@ func echoKey(uid int64, msgKey uint64) string {
 	return "tg.echo." + strconv.FormatInt(uid, 10) + "." + strconv.FormatUint(msgKey, 10)
 }
 
-// keyToken makes s usable in a KV key: kept when it only has the allowed
-// characters, hashed otherwise.
-func keyToken(s string) string {
-	ok := s != ""
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '=') {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	return "h" + hex.EncodeToString(sum[:16])
-}
-
 // Error classification.
 
 func topicGone(err error) bool {
@@ -803,25 +788,16 @@ func urlRefused(err error) bool {
 		strings.Contains(e, "IMAGE_PROCESS_FAILED") || strings.Contains(e, "PHOTO_INVALID_DIMENSIONS"))
 }
 
-// scrubbedError hides the bot token in an error's text and keeps the
-// error chain for errors.Is and errors.As.
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.err }
-
+// scrub hides the bot token in err's text and names the sink, keeping
+// the error chain for errors.Is and errors.As.
 func (s *Sink) scrub(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	if strings.Contains(msg, s.cfg.Token) {
-		msg = strings.ReplaceAll(msg, s.cfg.Token, "<token>")
+	if !strings.HasPrefix(err.Error(), "telegram: ") {
+		err = fmt.Errorf("telegram: %w", err)
 	}
-	return &scrubbedError{msg: "telegram: " + msg, err: err}
+	return s.redact.Error(err)
 }
 
 // verdict classifies a Bot API error for the runtime: 429 → retry after
@@ -832,10 +808,7 @@ func (s *Sink) verdict(err error) error {
 	if err == nil {
 		return nil
 	}
-	var se *scrubbedError
-	if !errors.As(err, &se) {
-		err = s.scrub(err)
-	}
+	err = s.scrub(err)
 	var tm *bot.TooManyRequestsError
 	if errors.As(err, &tm) {
 		return sinks.RetryAfter(err, time.Duration(tm.RetryAfter)*time.Second)

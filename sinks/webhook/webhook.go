@@ -27,6 +27,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/redact"
 	"github.com/bilibridge/bilibridge/sinks"
 )
 
@@ -70,7 +71,7 @@ type Config struct {
 type Sink struct {
 	url      string // as configured: it may hold a token in its query
 	redacted string // for errors and logs
-	scrub    *strings.Replacer
+	scrub    *redact.Scrubber
 	name     string
 	secrets  []Secret
 	types    []string // in the order of allTypes
@@ -112,8 +113,8 @@ func New(cfg Config) (*Sink, error) {
 	}
 	s := &Sink{
 		url:      cfg.URL,
-		redacted: redactURL(u),
-		scrub:    scrubber(u),
+		redacted: redact.URL(u),
+		scrub:    redact.New(redact.URLSecrets(u)...),
 		name:     sinkName(cfg.URL),
 		secrets:  slices.Clone(cfg.Secrets),
 		types:    types,
@@ -274,7 +275,7 @@ func (s *Sink) verdict(resp *http.Response, now time.Time) error {
 	case code >= 300 && code < 400:
 		loc := "nowhere"
 		if l, err := resp.Location(); err == nil {
-			loc = redactURL(l)
+			loc = redact.URL(l)
 		}
 		return sinks.Permanent(s.errorf("endpoint answered %s redirecting to %s; redirects are not followed: configure the final URL", msg, loc))
 	case code == http.StatusRequestTimeout, code == http.StatusConflict, code == http.StatusTooEarly,
@@ -297,32 +298,13 @@ func (s *Sink) transportError(parent, attempt context.Context, err error) error 
 		err = ue.Err
 	}
 	if parent.Err() == nil && errors.Is(attempt.Err(), context.DeadlineExceeded) {
-		return &wrapped{msg: s.scrubbed(fmt.Sprintf("webhook %s: no response within %s", s.redacted, s.timeout)), err: err}
+		return s.scrub.Error(fmt.Errorf("webhook %s: no response within %s: %w", s.redacted, s.timeout, err))
 	}
-	return &wrapped{msg: s.scrubbed(fmt.Sprintf("webhook %s: %v", s.redacted, err)), err: err}
+	return s.scrub.Error(fmt.Errorf("webhook %s: %w", s.redacted, err))
 }
-
-// wrapped is an error with its own (scrubbed) message that still unwraps
-// to its cause, so errors.Is(err, context.DeadlineExceeded) holds.
-type wrapped struct {
-	msg string
-	err error
-}
-
-func (w *wrapped) Error() string { return w.msg }
-func (w *wrapped) Unwrap() error { return w.err }
 
 func (s *Sink) errorf(format string, args ...any) error {
-	return errors.New(s.scrubbed("webhook " + s.redacted + ": " + fmt.Sprintf(format, args...)))
-}
-
-// scrubbed removes the URL's query and password from msg, wherever the
-// endpoint's answer may have echoed them.
-func (s *Sink) scrubbed(msg string) string {
-	if s.scrub == nil {
-		return msg
-	}
-	return s.scrub.Replace(msg)
+	return errors.New(s.scrub.String("webhook " + s.redacted + ": " + fmt.Sprintf(format, args...)))
 }
 
 func (s *Sink) ownDeadLetter(ev events.Event) bool {
@@ -412,49 +394,6 @@ func parseURL(raw string) (*url.URL, error) {
 		return nil, errors.New("webhook: URL without a host")
 	}
 	return u, nil
-}
-
-// redactURL shows scheme, host and path; user info is dropped and a query
-// becomes "?[redacted]".
-func redactURL(u *url.URL) string {
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
-	out := r.String()
-	if u.RawQuery != "" || u.ForceQuery {
-		out += "?[redacted]"
-	}
-	return out
-}
-
-// scrubber replaces the secret parts of u (its raw query, each query value
-// in raw and decoded form, its password) with "[redacted]".
-func scrubber(u *url.URL) *strings.Replacer {
-	var olds []string
-	add := func(v string) {
-		if len(v) >= 4 && !slices.Contains(olds, v) {
-			olds = append(olds, v)
-		}
-	}
-	add(u.RawQuery)
-	for _, part := range strings.Split(u.RawQuery, "&") {
-		_, v, _ := strings.Cut(part, "=")
-		add(v)
-		if dv, err := url.QueryUnescape(v); err == nil {
-			add(dv)
-		}
-	}
-	if p, ok := u.User.Password(); ok {
-		add(p)
-	}
-	if len(olds) == 0 {
-		return nil
-	}
-	// Longest first, so that the whole query goes before its parts.
-	slices.SortFunc(olds, func(a, b string) int { return len(b) - len(a) })
-	args := make([]string, 0, 2*len(olds))
-	for _, o := range olds {
-		args = append(args, o, "[redacted]")
-	}
-	return strings.NewReplacer(args...)
 }
 
 // eventSet checks the configured event types, defaulting to DefaultEvents,
