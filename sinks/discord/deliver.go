@@ -158,7 +158,7 @@ func (s *Sink) deliverMessage(ctx context.Context, eventID string, d *events.Mes
 }
 
 // noteSeqno records the highest seqno posted in a thread, for "/read".
-func (s *Sink) noteSeqno(ctx context.Context, conv convRec, thread string, seqno uint64) {
+func (s *Sink) noteSeqno(ctx context.Context, conv conversation, thread string, seqno uint64) {
 	if s.cfg.MarkRead == nil || seqno == 0 {
 		return
 	}
@@ -180,7 +180,7 @@ func (s *Sink) noteSeqno(ctx context.Context, conv convRec, thread string, seqno
 // thread returns the conversation's thread, creating it the first time and
 // checking it (unarchiving, or recreating a deleted one) the first time
 // this process uses it.
-func (s *Sink) thread(ctx context.Context, conv convRec) (string, error) {
+func (s *Sink) thread(ctx context.Context, conv conversation) (string, error) {
 	key := s.threadKey(conv)
 	s.mu.Lock()
 	id, ok := s.threads[key]
@@ -214,7 +214,7 @@ func (s *Sink) thread(ctx context.Context, conv convRec) (string, error) {
 	return rec.ThreadID, nil
 }
 
-func (s *Sink) remember(key, thread string, conv convRec) {
+func (s *Sink) remember(key, thread string, conv conversation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.threads[key] = thread
@@ -234,7 +234,7 @@ func (s *Sink) unarchive(ctx context.Context, thread string) error {
 }
 
 // dropThread forgets a deleted thread.
-func (s *Sink) dropThread(ctx context.Context, conv convRec, thread string) {
+func (s *Sink) dropThread(ctx context.Context, conv conversation, thread string) {
 	s.mu.Lock()
 	delete(s.threads, s.threadKey(conv))
 	delete(s.convs, thread)
@@ -266,7 +266,7 @@ func (s *Sink) parentChannel(ctx context.Context) (*discordgo.Channel, error) {
 
 // threadName is "name · uid" (with "→ account" when the bridge serves
 // several accounts), at most 100 characters.
-func threadName(conv convRec, multiAccount bool) string {
+func threadName(conv conversation, multiAccount bool) string {
 	suffix := " · " + strconv.FormatUint(conv.TalkerID, 10)
 	if multiAccount {
 		suffix += " → " + strconv.FormatInt(conv.AccountUID, 10)
@@ -280,7 +280,7 @@ func threadName(conv convRec, multiAccount bool) string {
 
 // createThread starts a thread (a post, in a forum) for a conversation
 // and records it both ways.
-func (s *Sink) createThread(ctx context.Context, conv convRec) (string, error) {
+func (s *Sink) createThread(ctx context.Context, conv conversation) (string, error) {
 	parent, err := s.parentChannel(ctx)
 	if err != nil {
 		return "", err
@@ -315,7 +315,7 @@ func (s *Sink) createThread(ctx context.Context, conv convRec) (string, error) {
 }
 
 // header is the first message of a forum post.
-func header(conv convRec) string {
+func header(conv conversation) string {
 	kind := "user"
 	if conv.SessionType == 2 {
 		kind = "fan group"
@@ -543,14 +543,14 @@ func (s *Sink) deliverStatus(ctx context.Context, d *events.AccountStatusData) e
 
 // convOfThread returns the conversation of a thread of this channel, or
 // nil.
-func (s *Sink) convOfThread(ctx context.Context, thread string) (*convRec, error) {
+func (s *Sink) convOfThread(ctx context.Context, thread string) (*conversation, error) {
 	s.mu.Lock()
 	c, ok := s.convs[thread]
 	s.mu.Unlock()
 	if ok {
 		return c, nil
 	}
-	var rec convRec
+	var rec conversation
 	found, err := s.load(ctx, s.state, s.convKey(thread), &rec)
 	if err != nil || !found {
 		return nil, err

@@ -120,7 +120,7 @@ type Sink struct {
 	parent  *discordgo.Channel
 	hook    *webhookRec
 	threads map[string]string   // conversation key → thread id checked by this process
-	convs   map[string]*convRec // thread id → conversation
+	convs   map[string]*conversation // thread id → conversation
 	botUser string
 	convMu  map[string]*sync.Mutex
 }
@@ -156,7 +156,7 @@ func New(cfg Config) (*Sink, error) {
 	s := &Sink{
 		cfg: cfg, channel: cfg.ChannelID, name: "discord-" + cfg.ChannelID, state: cfg.State, records: cfg.Records,
 		users: users, roles: roles, redact: redact.New(cfg.Token),
-		threads: map[string]string{}, convs: map[string]*convRec{}, convMu: map[string]*sync.Mutex{},
+		threads: map[string]string{}, convs: map[string]*conversation{}, convMu: map[string]*sync.Mutex{},
 	}
 	s.log = cfg.Logger
 	if s.log == nil {

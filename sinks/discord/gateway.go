@@ -228,7 +228,7 @@ func (s *Sink) commandStatus(ctx context.Context, m *discordgo.Message) {
 	s.tell(ctx, m, s.cfg.Status())
 }
 
-func (s *Sink) commandRead(ctx context.Context, m *discordgo.Message, conv *convRec) {
+func (s *Sink) commandRead(ctx context.Context, m *discordgo.Message, conv *conversation) {
 	if s.cfg.MarkRead == nil {
 		s.tell(ctx, m, "Marking read is not available.")
 		return

@@ -40,8 +40,8 @@ type threadRec struct {
 	ThreadID string `json:"thread_id"`
 }
 
-// convRec is the conversation of a thread.
-type convRec struct {
+// conversation is the conversation of a thread, as the sink keeps it.
+type conversation struct {
 	AccountUID  int64  `json:"account_uid,string"`
 	SessionType int    `json:"session_type"`
 	TalkerID    uint64 `json:"talker_id,string"`
@@ -69,7 +69,7 @@ type webhookRec struct {
 	Token string `json:"token"`
 }
 
-func (s *Sink) threadKey(c convRec) string {
+func (s *Sink) threadKey(c conversation) string {
 	return fmt.Sprintf("dc.thread.%s.%d.%d.%d", s.channel, c.AccountUID, c.SessionType, c.TalkerID)
 }
 func (s *Sink) convKey(thread string) string {
@@ -84,8 +84,8 @@ func echoKey(uid int64, msgKey string) string {
 	return fmt.Sprintf("dc.echo.%d.%s", uid, kvkey.Token(msgKey))
 }
 
-func convOf(uid int64, c events.Conversation) convRec {
-	return convRec{AccountUID: uid, SessionType: c.SessionType, TalkerID: c.TalkerID, Name: c.Name}
+func convOf(uid int64, c events.Conversation) conversation {
+	return conversation{AccountUID: uid, SessionType: c.SessionType, TalkerID: c.TalkerID, Name: c.Name}
 }
 
 // load reads key of kv (s.state or s.records) into v; found is false

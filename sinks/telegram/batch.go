@@ -89,7 +89,7 @@ const (
 type mergeItem struct {
 	ev   events.Event
 	key  string // tg.msg key
-	conv *convRef
+	conv *conversation
 	part mergedPart
 	size int // visible length of the part, with room for a recall note
 }
@@ -172,7 +172,7 @@ func (s *Sink) mergeable(ctx context.Context, ev events.Event) (mergeItem, int, 
 		return mergeItem{}, batchSingle, nil
 	}
 	p := mergedPart{Event: ev.ID, Time: s.timeLine(d.Message.Timestamp), Body: parts[0].Text}
-	it := mergeItem{ev: ev, key: key, conv: &convRef{UID: d.AccountUID, Conversation: d.Conversation}, part: p}
+	it := mergeItem{ev: ev, key: key, conv: &conversation{UID: d.AccountUID, Conversation: d.Conversation}, part: p}
 	it.size = visibleLen(p.html()) + recallRoom
 	return it, batchMerge, nil
 }
@@ -187,7 +187,7 @@ func fits(run []mergeItem, it mergeItem, flat bool) bool {
 }
 
 // mergedHead is the first line of a merged message in a flat chat.
-func mergedHead(c *convRef, flat bool) string {
+func mergedHead(c *conversation, flat bool) string {
 	if !flat {
 		return ""
 	}

@@ -325,7 +325,7 @@ func (s *Sink) handleUpdate(ctx context.Context, u *models.Update) error {
 
 // route finds the conversation a message answers: its topic (forum), or
 // the posted message it replies to (flat chat). Nil: none.
-func (s *Sink) route(ctx context.Context, m *models.Message) (*convRef, error) {
+func (s *Sink) route(ctx context.Context, m *models.Message) (*conversation, error) {
 	var kv jetstream.KeyValue
 	var key string
 	switch {
@@ -344,7 +344,7 @@ func (s *Sink) route(ctx context.Context, m *models.Message) (*convRef, error) {
 	if err != nil {
 		return nil, fmt.Errorf("telegram: reading the conversation map: %w", err)
 	}
-	var c convRef
+	var c conversation
 	var st int
 	if _, err := fmt.Sscanf(string(e.Value()), "%d.%d.%d", &c.UID, &st, &c.TalkerID); err != nil {
 		return nil, nil
@@ -390,7 +390,7 @@ func (s *Sink) username(ctx context.Context) (string, error) {
 	return s.me, nil
 }
 
-func (s *Sink) command(ctx context.Context, m *models.Message, conv *convRef, cmd string) error {
+func (s *Sink) command(ctx context.Context, m *models.Message, conv *conversation, cmd string) error {
 	switch cmd {
 	case "help", "start":
 		return s.reply(ctx, m, helpText(s.repliesOn()))

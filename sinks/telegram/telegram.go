@@ -320,17 +320,17 @@ func (s *Sink) deliverMessage(ctx context.Context, id string, d events.MessageDa
 			return fmt.Errorf("telegram: reading the echo record: %w", err)
 		}
 	}
-	conv := &convRef{UID: d.AccountUID, Conversation: d.Conversation}
+	conv := &conversation{UID: d.AccountUID, Conversation: d.Conversation}
 	return s.post(ctx, id, conv, 0, func(flat bool) []part { return renderMessage(d, flat) })
 }
 
-// convRef is a conversation of an account.
-type convRef struct {
+// conversation is a conversation of an account, as the sink knows it.
+type conversation struct {
 	UID int64 `json:"uid,string"`
 	events.Conversation
 }
 
-func (c *convRef) String() string {
+func (c *conversation) String() string {
 	return fmt.Sprintf("%d.%d.%d", c.UID, c.SessionType, c.TalkerID)
 }
 
@@ -397,7 +397,7 @@ func (s *Sink) loadJSON(ctx context.Context, kv jetstream.KeyValue, key string, 
 // nothing twice and resumes after the last message sent. conv nil posts
 // to the General topic (or the chat). thread, when not zero, is the topic
 // to use when conv is nil.
-func (s *Sink) post(ctx context.Context, eventID string, conv *convRef, thread int, render func(flat bool) []part) error {
+func (s *Sink) post(ctx context.Context, eventID string, conv *conversation, thread int, render func(flat bool) []part) error {
 	key := s.msgKey(eventID)
 	rec, _, err := s.posted(ctx, eventID)
 	if err != nil {
@@ -457,7 +457,7 @@ func (s *Sink) post(ctx context.Context, eventID string, conv *convRef, thread i
 func (s *Sink) convKey(msgID int) string { return "tg.conv." + s.chatTok + "." + strconv.Itoa(msgID) }
 
 // recordConv records the conversation of message msgID (flat chats).
-func (s *Sink) recordConv(ctx context.Context, msgID int, conv *convRef) {
+func (s *Sink) recordConv(ctx context.Context, msgID int, conv *conversation) {
 	if _, err := s.cfg.Records.Put(ctx, s.convKey(msgID), []byte(conv.String())); err != nil {
 		s.log.Warn("could not record the conversation of a posted message; replies to it will be ignored", "err", err)
 	}
@@ -478,7 +478,7 @@ func (s *Sink) saveJSON(ctx context.Context, kv jetstream.KeyValue, key string, 
 
 // target is where an event's messages go.
 type target struct {
-	conv   *convRef
+	conv   *conversation
 	thread int
 }
 
@@ -603,13 +603,13 @@ type topicRecord struct {
 	Name   string `json:"name"`
 }
 
-func (s *Sink) topicKey(c *convRef) string {
+func (s *Sink) topicKey(c *conversation) string {
 	return fmt.Sprintf("tg.topic.%s.%d.%d.%d", s.chatTok, c.UID, c.SessionType, c.TalkerID)
 }
 
 // topic returns the conversation's topic, creating it on first use, and
 // renaming it when the talker's name changed.
-func (s *Sink) topic(ctx context.Context, c *convRef) (int, error) {
+func (s *Sink) topic(ctx context.Context, c *conversation) (int, error) {
 	e, err := s.cfg.State.Get(ctx, s.topicKey(c))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return s.createTopic(ctx, c)
@@ -637,7 +637,7 @@ func (s *Sink) topic(ctx context.Context, c *convRef) (int, error) {
 }
 
 // topicName is TopicName, with the account when there is more than one.
-func (s *Sink) topicName(c *convRef) string {
+func (s *Sink) topicName(c *conversation) string {
 	if !s.cfg.MultiAccount {
 		return TopicName(c.Conversation)
 	}
@@ -645,7 +645,7 @@ func (s *Sink) topicName(c *convRef) string {
 	return truncRunes(TopicName(c.Conversation), maxTopicName-len([]rune(suffix))) + suffix
 }
 
-func (s *Sink) createTopic(ctx context.Context, c *convRef) (int, error) {
+func (s *Sink) createTopic(ctx context.Context, c *conversation) (int, error) {
 	if err := s.wait(ctx); err != nil {
 		return 0, err
 	}
@@ -665,7 +665,7 @@ func (s *Sink) createTopic(ctx context.Context, c *convRef) (int, error) {
 }
 
 // lookupTopic returns the conversation's topic without creating it.
-func (s *Sink) lookupTopic(ctx context.Context, c *convRef) int {
+func (s *Sink) lookupTopic(ctx context.Context, c *conversation) int {
 	e, err := s.cfg.State.Get(ctx, s.topicKey(c))
 	if err != nil {
 		return 0
@@ -756,7 +756,7 @@ func (s *Sink) deliverResult(ctx context.Context, ev events.Event, d events.Send
 	if reason == "" {
 		reason = "unknown error"
 	}
-	conv := &convRef{UID: d.AccountUID, Conversation: d.Conversation}
+	conv := &conversation{UID: d.AccountUID, Conversation: d.Conversation}
 	thread := 0
 	if forum, err := s.isForum(ctx); err == nil && forum {
 		thread = s.lookupTopic(ctx, conv)

@@ -228,52 +228,6 @@ func TestRetryAfterExact(t *testing.T) {
 	}
 }
 
-func TestErrorVerdictsAndNoTokenInErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name                   string
-		fault                  telegramtest.Fault
-		retry, disable         bool
-		kick, notForumOverride bool
-	}{
-		{name: "server error", fault: telegramtest.ServerError(), retry: true},
-		{name: "bad gateway html", fault: telegramtest.BadGateway(), retry: true},
-		{name: "bad request", fault: telegramtest.BadRequest("can't parse entities: x"), retry: false},
-		{name: "chat not found", fault: telegramtest.BadRequest("chat not found"), disable: true},
-		{name: "forbidden", fault: telegramtest.Fault{Code: 403, Description: "Forbidden: bot was kicked from the supergroup chat"}, disable: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			s := e.sink(forumChat, nil)
-			deliver(t, s, textEvent(t, 1, "topic exists"))
-			e.fake.FailNext("sendMessage", 1, tc.fault)
-			err := s.Deliver(context.Background(), textEvent(t, 2, "x"))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			retry, _, disable := sinks.Verdict(err)
-			if retry != tc.retry || disable != tc.disable {
-				t.Errorf("verdict of %v = retry %v disable %v", err, retry, disable)
-			}
-			if strings.Contains(err.Error(), e.fake.Token) || strings.Contains(err.Error(), "AAFake") {
-				t.Errorf("the token leaked into %q", err)
-			}
-		})
-	}
-	t.Run("network", func(t *testing.T) {
-		e := newEnv(t)
-		s := e.sink(forumChat, nil)
-		deliver(t, s, textEvent(t, 1, "topic exists"))
-		e.fake.Close()
-		err := s.Deliver(context.Background(), textEvent(t, 2, "x"))
-		if retry, _, _ := sinks.Verdict(err); err == nil || !retry {
-			t.Errorf("network error: %v", err)
-		}
-		if strings.Contains(err.Error(), e.fake.Token) {
-			t.Errorf("the token leaked into %q", err)
-		}
-	})
-}
-
 func TestDeletedAndClosedTopicRecovery(t *testing.T) {
 	e := newEnv(t)
 	s := e.sink(forumChat, nil)
