@@ -119,7 +119,7 @@ type Sink struct {
 	redact  *redact.Scrubber // the bot token and webhook tokens
 	parent  *discordgo.Channel
 	hook    *webhookRec
-	threads map[string]string   // conversation key → thread id checked by this process
+	threads map[string]string        // conversation key → thread id checked by this process
 	convs   map[string]*conversation // thread id → conversation
 	botUser string
 	convMu  map[string]*sync.Mutex
