@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"time"
 
@@ -54,22 +53,7 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 					fmt.Fprintln(opts.Out, "tail:", err)
 				}
 			}()
-			go traffic(ctx, fake, acct.UID, opts.Every)
+			go fake.Traffic(ctx, acct.UID, opts.Every, nil)
 		},
 	})
-}
-
-// traffic delivers random messages to the fake until ctx ends.
-func traffic(ctx context.Context, fake *bilitest.Server, uid int64, every time.Duration) {
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fake.DeliverRandom(uid, r)
-		}
-	}
 }

@@ -1,13 +1,11 @@
 package bridge_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/bilibridge/bilibridge/bilibili"
@@ -15,25 +13,8 @@ import (
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
+	"github.com/bilibridge/bilibridge/testlog"
 )
-
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestDebugLogsHoldNoSecrets runs the bridge at debug level through a
 // login expiry, a failing webhook and an API send, and looks for every
@@ -57,7 +38,7 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 	defer hook.Close()
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.APIToken, cfg.WebhookSecret, cfg.WebhookURLs = apiToken, whsecret, config.URLList{hook.URL + "/in?token=" + hookToken}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bridge log:\n%s", logs.String())

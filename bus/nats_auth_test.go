@@ -5,14 +5,12 @@ package bus
 // docs/nats-readonly.conf. Everything runs against real servers over TCP.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,25 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/testlog"
 )
-
-// syncBuffer collects a logger's output from the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // loopbackURL is where a client on this machine reaches a server
 // listening on addr, which may be an unspecified address (0.0.0.0).
@@ -101,7 +82,7 @@ func TestEmbeddedListenerRequiresTheLogin(t *testing.T) {
 		t.Run(listen, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			var logs syncBuffer
+			var logs testlog.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			conn := connectOrFail(t, ctx, NATSConfig{Listen: listen, User: user, Password: password,
 				DataDir: t.TempDir(), Name: "bridge", Logger: log})

@@ -9,6 +9,7 @@
 package poller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -502,18 +503,8 @@ func (p *Poller) changedSessions(ctx context.Context, ts int64) ([]bilibili.Sess
 			break
 		}
 	}
-	slices.SortStableFunc(all, func(a, b bilibili.Session) int { return cmpInt64(a.SessionTS, b.SessionTS) })
+	slices.SortStableFunc(all, func(a, b bilibili.Session) int { return cmp.Compare(a.SessionTS, b.SessionTS) })
 	return all, nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // syncSession publishes what is new in one conversation.
@@ -602,15 +593,7 @@ const (
 // ascending sorts by seqno, drops duplicates and anything at or before
 // after.
 func ascending(msgs []bilibili.Message, after uint64) []bilibili.Message {
-	slices.SortFunc(msgs, func(a, b bilibili.Message) int {
-		switch {
-		case a.MsgSeqno < b.MsgSeqno:
-			return -1
-		case a.MsgSeqno > b.MsgSeqno:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(msgs, func(a, b bilibili.Message) int { return cmp.Compare(a.MsgSeqno, b.MsgSeqno) })
 	out := msgs[:0]
 	for _, m := range msgs {
 		if m.MsgSeqno <= after || (len(out) > 0 && out[len(out)-1].MsgSeqno == m.MsgSeqno) {

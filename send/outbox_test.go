@@ -17,16 +17,7 @@ func TestAPIPicksTheAccount(t *testing.T) {
 	outbox := &send.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, Accounts: []int64{sndUID, second}}
 	api := httptest.NewServer(send.NewHandler(send.HandlerConfig{Token: apiToken, Outbox: outbox}))
 	t.Cleanup(api.Close)
-	post := func(body string) int {
-		req, _ := http.NewRequest(http.MethodPost, api.URL, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+apiToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	post := func(body string) int { return post(t, api, "", "Bearer "+apiToken, body).status }
 	if code := post(`{"session_type":1,"talker_id":"1","text":"x"}`); code != 400 {
 		t.Errorf("no account_uid with two accounts: %d, want 400", code)
 	}

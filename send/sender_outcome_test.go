@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -121,14 +120,7 @@ func TestIdempotencyKeysAreScopedByAccount(t *testing.T) {
 	t.Cleanup(api.Close)
 	send := func(account int64, text string) int {
 		body := fmt.Sprintf(`{"session_type":1,"talker_id":"%d","text":%q,"idempotency_key":"order-42","account_uid":"%d"}`, sndFriend, text, account)
-		req, _ := http.NewRequest(http.MethodPost, api.URL, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+apiToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return post(t, api, "", "Bearer "+apiToken, body).status
 	}
 	if code := send(sndUID, "thanks"); code != http.StatusAccepted {
 		t.Fatalf("first account: %d", code)

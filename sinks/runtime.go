@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -443,15 +444,7 @@ func (d *dispatcher) dispatch(msg jetstream.Msg) {
 
 // sortPos is where seq goes in q (ordered by seq).
 func sortPos(q []heldEvent, seq uint64) int {
-	i, _ := slices.BinarySearchFunc(q, seq, func(h heldEvent, s uint64) int {
-		switch {
-		case h.seq < s:
-			return -1
-		case h.seq > s:
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearchFunc(q, seq, func(h heldEvent, s uint64) int { return cmp.Compare(h.seq, s) })
 	return i
 }
 
@@ -490,15 +483,7 @@ func (d *dispatcher) handBack(cons jetstream.Consumer) {
 	}
 	d.convs = map[string]*conversation{}
 	d.mu.Unlock()
-	slices.SortStableFunc(all, func(a, b heldEvent) int {
-		switch {
-		case a.seq < b.seq:
-			return -1
-		case a.seq > b.seq:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(all, func(a, b heldEvent) int { return cmp.Compare(a.seq, b.seq) })
 	for _, h := range all {
 		_ = h.msg.Nak()
 	}

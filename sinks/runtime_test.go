@@ -189,19 +189,12 @@ func TestEndpointFailingThenSucceeding(t *testing.T) {
 	}
 }
 
-// pending is the number of events the sink's consumer has not finished.
+// pending is the number of events the consumer of the webhook sink to
+// rcv has not finished.
 func pending(t *testing.T, r *rtRig, rcv *receiver) int {
 	t.Helper()
 	sink, _ := webhook.New(webhook.Config{URL: rcv.srv.URL})
-	c, err := r.store.Events.Consumer(context.Background(), sinks.ConsumerName(sink.Name()))
-	if err != nil {
-		return -1
-	}
-	info, err := c.Info(context.Background())
-	if err != nil {
-		return -1
-	}
-	return info.NumAckPending + int(info.NumPending)
+	return r.unfinished(sink.Name())
 }
 
 // An event that keeps failing is dead-lettered once GiveUp has passed

@@ -1,6 +1,7 @@
 package bilitest
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -82,4 +83,24 @@ func (s *Server) DeliverRandom(accountUID int64, r *rand.Rand) (Message, Deliver
 			Content: `{"title":"稿件审核通过","text":"你的稿件已通过审核。","jump_text":"","jump_uri":"","modules":null,"jump_text_2":"","jump_uri_2":"","jump_text_3":"","jump_uri_3":"","notifier":null,"jump_uri_config":{"text":""},"jump_uri_2_config":{"text":""},"jump_uri_3_config":{"text":""},"biz_content":null}`}
 	}
 	return m, s.Deliver(accountUID, m)
+}
+
+// Traffic delivers a random message (DeliverRandom) to the account every
+// interval until ctx ends, telling delivered about each when it is not
+// nil. It is what the demo and `bilifake -traffic` run.
+func (s *Server) Traffic(ctx context.Context, accountUID int64, every time.Duration, delivered func(Message, Delivered)) {
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m, d := s.DeliverRandom(accountUID, r)
+			if delivered != nil {
+				delivered(m, d)
+			}
+		}
+	}
 }

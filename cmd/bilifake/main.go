@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -56,20 +55,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *traffic > 0 {
-		go func() {
-			r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-			t := time.NewTicker(*traffic)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					m, d := s.DeliverRandom(acc.UID, r)
-					log.Printf("bilifake: delivered msg_type %d in %d/%d msg_key %d seqno %d", m.MsgType, m.SessionType, m.TalkerID, d.MsgKey, d.Seqno)
-				}
-			}
-		}()
+		go s.Traffic(ctx, acc.UID, *traffic, func(m bilitest.Message, d bilitest.Delivered) {
+			log.Printf("bilifake: delivered msg_type %d in %d/%d msg_key %d seqno %d", m.MsgType, m.SessionType, m.TalkerID, d.MsgKey, d.Seqno)
+		})
 	}
 
 	if *autoLogin > 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks/discord"
 	"github.com/bilibridge/bilibridge/sinks/discord/discordtest"
+	"github.com/bilibridge/bilibridge/testlog"
 )
 
 const (
@@ -322,7 +323,7 @@ func TestRepliesThroughRealOutbox(t *testing.T) {
 	st := bustest.Provision(t, conn, 0)
 	fake := discordtest.NewT(t, botToken)
 	fake.HeartbeatInterval = 50 * time.Millisecond
-	e := &env{fake: fake, kv: st.State, records: st.Records, channel: fake.AddChannel(guildID, discordtest.TypeText, "inbox"), logs: &logBuffer{}}
+	e := &env{fake: fake, kv: st.State, records: st.Records, channel: fake.AddChannel(guildID, discordtest.TypeText, "inbox"), logs: &testlog.Buffer{}}
 	outbox := &send.Outbox{NC: conn.NC, JS: conn.JS, Records: st.Records, Accounts: []int64{uid}}
 	s := e.sink(t, func(c *discord.Config) {
 		c.Outbox = outbox

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks/discord"
 	"github.com/bilibridge/bilibridge/sinks/discord/discordtest"
+	"github.com/bilibridge/bilibridge/testlog"
 )
 
 const (
@@ -59,7 +59,7 @@ type env struct {
 	records jetstream.KeyValue // Config.Records
 	channel string
 	outbox  *fakeOutbox
-	logs    *logBuffer
+	logs    *testlog.Buffer
 }
 
 // newEnv starts NATS and a fake Discord with one channel of typ.
@@ -68,7 +68,7 @@ func newEnv(t *testing.T, typ int) *env {
 	ns := bustest.StartServer(t)
 	st := bustest.Provision(t, ns.Connect(t), 0)
 	fake := discordtest.NewT(t, botToken)
-	return &env{fake: fake, kv: st.State, records: st.Records, channel: fake.AddChannel(guildID, typ, "inbox"), outbox: &fakeOutbox{}, logs: &logBuffer{}}
+	return &env{fake: fake, kv: st.State, records: st.Records, channel: fake.AddChannel(guildID, typ, "inbox"), outbox: &fakeOutbox{}, logs: &testlog.Buffer{}}
 }
 
 // sink is a new Sink on the env, like a process (re)start.
@@ -87,23 +87,6 @@ func (e *env) sink(t *testing.T, mod ...func(*discord.Config)) *discord.Sink {
 		t.Fatalf("New: %v", err)
 	}
 	return s
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func conversation() events.Conversation {

@@ -1,10 +1,8 @@
 package telegram_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/bilibridge/bilibridge/sinks/sinktest"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
+	"github.com/bilibridge/bilibridge/testlog"
 )
 
 // TestConformance runs the checks every sink passes: the verdict of each
@@ -20,7 +19,7 @@ import (
 // delivered again posting nothing twice.
 func TestConformance(t *testing.T) {
 	e := newEnv(t)
-	var logs lockedLog
+	var logs testlog.Buffer
 	s := e.sink(forumChat, func(c *telegram.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -71,22 +70,4 @@ func TestConformance(t *testing.T) {
 		FailAfter: func(k int) { e.fake.FailAfter("sendMessage", k, telegramtest.ServerError()) },
 		Heal:      func() {},
 	})
-}
-
-// lockedLog is a log destination safe for the sink's goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

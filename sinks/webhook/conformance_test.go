@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/sinktest"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
+	"github.com/bilibridge/bilibridge/testlog"
 )
 
 // TestConformance runs the checks every sink passes.
@@ -44,7 +44,7 @@ func TestConformance(t *testing.T) {
 			}
 		}
 	}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	s := newSink(t, webhook.Config{
 		URL: rcv.srv.URL + "/hook?token=" + token, Secrets: mustSecrets(t, vectorSecret),
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -64,22 +64,4 @@ func TestConformance(t *testing.T) {
 		{Name: "500", Fail: fail(500, ""), Want: sinktest.Retry},
 		{Name: "503 with Retry-After", Fail: fail(503, "120"), Want: sinktest.Retry, RetryAfter: 2 * time.Minute},
 	})
-}
-
-// lockedBuffer is a log destination safe for the sink's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
