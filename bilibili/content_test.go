@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/bilibridge/bilibridge/golden"
 )
 
 // The flag is looked up rather than owned: other test files of this package
@@ -193,40 +195,9 @@ func TestContentGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join(contentGoldens, strings.TrimSuffix(src.file, ".json")+".golden.json")
-			if contentUpdateGolden() {
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./bilibili -run TestContentGolden -update)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("%s differs from the decoded contents; run with -update and review the diff:\n%s",
-					path, contentFirstDiff(string(want), buf.String()))
-			}
+			golden.Compare(t, path, buf.Bytes(), contentUpdateGolden())
 		})
 	}
-}
-
-// contentFirstDiff shows the first differing line, enough to start looking.
-func contentFirstDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			return fmt.Sprintf("line %d:\n  want %s\n  got  %s", i+1, wl, gl)
-		}
-	}
-	return "(only trailing bytes differ)"
 }
 
 // contentMustDecode decodes a content that has to be valid.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/golden"
 	"github.com/bilibridge/bilibridge/poller"
 )
 
@@ -262,20 +263,7 @@ func compareGolden(t *testing.T, name string, raw []byte) {
 		t.Fatalf("indent: %v", err)
 	}
 	pretty.WriteByte('\n')
-	path := filepath.Join("testdata", "golden", name+".json")
-	if *update {
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./events -run TestFromMessageGolden -update, then review the file)", err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("event differs from %s (run with -update and review the diff)\n got: %s\nwant: %s", path, pretty.Bytes(), want)
-	}
+	golden.Compare(t, filepath.Join("testdata", "golden", name+".json"), pretty.Bytes(), *update)
 }
 
 // checkEnvelope checks the CloudEvents attributes of design.md on the wire

@@ -217,19 +217,11 @@ func (r *Runtime) consumeHeld(ctx context.Context, sink Sink, cfg jetstream.Cons
 	kept := make(chan struct{})
 	go func() {
 		defer close(kept)
-		t := time.NewTicker(r.cfg.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if !l.Renew(ctx) {
-					cancel() // lost: another process delivers now
-					return
-				}
+		l.Keep(ctx, func(held bool) {
+			if !held {
+				cancel() // lost: another process delivers now
 			}
-		}
+		})
 	}()
 	stop, err := r.consume(ctx, sink, cfg, l.Held, log)
 	cancel()

@@ -5,6 +5,8 @@ package bustest
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,4 +121,25 @@ func EventuallyWithin(t testing.TB, what string, d time.Duration, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Keys lists the keys of kv, sorted.
+func Keys(t testing.TB, kv jetstream.KeyValue) []string {
+	t.Helper()
+	l, err := kv.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Stop() }()
+	var keys []string
+	for k := range l.Keys() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// HasPrefix reports whether one of keys starts with prefix.
+func HasPrefix(keys []string, prefix string) bool {
+	return slices.ContainsFunc(keys, func(k string) bool { return strings.HasPrefix(k, prefix) })
 }

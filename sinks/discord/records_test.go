@@ -6,32 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/discord"
 	"github.com/bilibridge/bilibridge/sinks/discord/discordtest"
 )
-
-// kvKeys lists the keys of kv, sorted.
-func kvKeys(t *testing.T, kv jetstream.KeyValue) []string {
-	t.Helper()
-	l, err := kv.ListKeys(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Stop() }()
-	var keys []string
-	for k := range l.Keys() {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-func hasPrefix(keys []string, prefix string) bool {
-	return slices.ContainsFunc(keys, func(k string) bool { return strings.HasPrefix(k, prefix) })
-}
 
 // TestPerEventRecordsInRecordsBucket: what the sink writes about one event
 // (dc.msg, dc.echo) goes to the records bucket, which expires with the
@@ -63,22 +42,22 @@ func TestPerEventRecordsInRecordsBucket(t *testing.T) {
 	deliver(t, s, status)
 
 	lasting := []string{"dc.thread.", "dc.conv.", "dc.webhook.", "dc.status."}
-	state, records := kvKeys(t, e.kv), kvKeys(t, e.records)
+	state, records := bustest.Keys(t, e.kv), bustest.Keys(t, e.records)
 	for _, k := range state {
 		if !slices.ContainsFunc(lasting, func(p string) bool { return strings.HasPrefix(k, p) }) {
 			t.Errorf("bili_state holds %s: a per-event record, not a lasting mapping", k)
 		}
 	}
 	for _, p := range lasting {
-		if !hasPrefix(state, p) {
+		if !bustest.HasPrefix(state, p) {
 			t.Errorf("bili_state has no %s key: %q", p, state)
 		}
-		if hasPrefix(records, p) {
+		if bustest.HasPrefix(records, p) {
 			t.Errorf("bili_records holds a lasting %s key: %q", p, records)
 		}
 	}
 	for _, p := range []string{"dc.msg.", "dc.echo."} {
-		if !hasPrefix(records, p) {
+		if !bustest.HasPrefix(records, p) {
 			t.Errorf("bili_records has no %s key: %q", p, records)
 		}
 	}

@@ -3,12 +3,12 @@ package telegram_test
 import (
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/golden"
 	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
 )
@@ -116,21 +116,5 @@ func writeMessage(b *strings.Builder, m telegramtest.Message) {
 
 func compareGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name+".txt")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Compare(t, filepath.Join("testdata", "golden", name+".txt"), []byte(got), *update)
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
@@ -18,27 +16,6 @@ import (
 	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks/telegram"
 )
-
-// kvKeys lists the keys of kv, sorted.
-func kvKeys(t *testing.T, kv jetstream.KeyValue) []string {
-	t.Helper()
-	l, err := kv.ListKeys(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Stop() }()
-	var keys []string
-	for k := range l.Keys() {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// hasPrefix reports whether one of keys starts with prefix.
-func hasPrefix(keys []string, prefix string) bool {
-	return slices.ContainsFunc(keys, func(k string) bool { return strings.HasPrefix(k, prefix) })
-}
 
 // TestPerEventRecordsInRecordsBucket: what the sink writes about one event
 // or one posted message (tg.msg, tg.merged, tg.conv, tg.echo, tg.file)
@@ -112,24 +89,24 @@ func TestPerEventRecordsInRecordsBucket(t *testing.T) {
 		filePrefix   = "tg.file."
 	)
 	lasting := []string{"tg.topic.", "tg.thread.", "tg.offset.", "tg.updates.", "tg.repliesoff."}
-	state, records := kvKeys(t, e.kv), kvKeys(t, e.records)
+	state, records := bustest.Keys(t, e.kv), bustest.Keys(t, e.records)
 	for _, k := range state {
 		if !slices.ContainsFunc(lasting, func(p string) bool { return strings.HasPrefix(k, p) }) {
 			t.Errorf("bili_state holds %s: a per-event record, not a lasting mapping", k)
 		}
 	}
 	for _, p := range []string{"tg.topic.", "tg.thread.", "tg.offset."} {
-		if !hasPrefix(state, p) {
+		if !bustest.HasPrefix(state, p) {
 			t.Errorf("bili_state has no %s key: %q", p, state)
 		}
 	}
 	for _, p := range []string{msgPrefix, mergedPrefix, convPrefix, echoPrefix, filePrefix} {
-		if !hasPrefix(records, p) {
+		if !bustest.HasPrefix(records, p) {
 			t.Errorf("bili_records has no %s key: %q", p, records)
 		}
 	}
 	for _, p := range lasting {
-		if hasPrefix(records, p) {
+		if bustest.HasPrefix(records, p) {
 			t.Errorf("bili_records holds a lasting %s key: %q", p, records)
 		}
 	}
@@ -146,7 +123,7 @@ func TestPerEventRecordsInRecordsBucket(t *testing.T) {
 	if n := len(e.fake.Sent(flatChat)); n != before {
 		t.Errorf("the echo of a reply sent from Telegram was posted (%d messages, want %d)", n, before)
 	}
-	if hasPrefix(kvKeys(t, e.records), echoPrefix) {
+	if bustest.HasPrefix(bustest.Keys(t, e.records), echoPrefix) {
 		t.Error("the echo record is still there after the echo")
 	}
 	deliver(t, flat, event(t, userSrc(), with(incoming(5, "11"), func(m *bilibili.Message) { m.MsgKey = 911 })))

@@ -84,13 +84,7 @@ func channelJSON(c *Channel) map[string]any {
 	return m
 }
 
-func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.channel(w, r.PathValue("id"))
-	if !ok {
-		return
-	}
+func (s *Server) getChannel(w http.ResponseWriter, r *http.Request, _ none, c *Channel) {
 	writeJSON(w, 200, channelJSON(c))
 }
 
@@ -100,17 +94,7 @@ type patchBody struct {
 	Name     string `json:"name"`
 }
 
-func (s *Server) patchChannel(w http.ResponseWriter, r *http.Request) {
-	body, ok := decode[patchBody](w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.channel(w, r.PathValue("id"))
-	if !ok {
-		return
-	}
+func (s *Server) patchChannel(w http.ResponseWriter, r *http.Request, body patchBody, c *Channel) {
 	if body.Archived != nil {
 		c.Archived = *body.Archived
 	}
@@ -130,17 +114,7 @@ type threadBody struct {
 
 func (b *threadBody) valid() bool { return b.Name != "" && len([]rune(b.Name)) <= 100 }
 
-func (s *Server) startThread(w http.ResponseWriter, r *http.Request) {
-	body, ok := decode[threadBody](w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	parent, ok := s.channel(w, r.PathValue("id"))
-	if !ok {
-		return
-	}
+func (s *Server) startThread(w http.ResponseWriter, r *http.Request, body threadBody, parent *Channel) {
 	if parent.Type == TypeForum && (body.Message == nil || !body.Message.valid()) {
 		apiError(w, 400, CodeInvalidFormBody, "Invalid Form Body: a forum post needs a message")
 		return

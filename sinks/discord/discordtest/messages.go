@@ -109,17 +109,7 @@ func messageJSON(m *Message, guildID string) map[string]any {
 	return out
 }
 
-func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
-	body, ok := decode[wireMessage](w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.channel(w, r.PathValue("id"))
-	if !ok {
-		return
-	}
+func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, body wireMessage, c *Channel) {
 	if c.Type == TypeForum {
 		apiError(w, 400, CodeInvalidFormBody, "Cannot send messages in a forum channel")
 		return
@@ -137,13 +127,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, messageJSON(m, c.GuildID))
 }
 
-func (s *Server) addReaction(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.channel(w, r.PathValue("id"))
-	if !ok {
-		return
-	}
+func (s *Server) addReaction(w http.ResponseWriter, r *http.Request, _ none, c *Channel) {
 	s.reactions = append(s.reactions, Reaction{ChannelID: c.ID, MessageID: r.PathValue("mid"), Emoji: r.PathValue("emoji")})
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -167,16 +167,16 @@ func (s *Server) routes() http.Handler {
 	webhook := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, s.guard(pattern, true, fn)) }
 	bot("GET /api/v9/gateway", s.gateway)
 	bot("GET /api/v9/gateway/bot", s.gateway)
-	bot("GET /api/v9/channels/{id}", s.getChannel)
-	bot("PATCH /api/v9/channels/{id}", s.patchChannel)
-	bot("POST /api/v9/channels/{id}/threads", s.startThread)
-	bot("GET /api/v9/channels/{id}/webhooks", s.listWebhooks)
-	bot("POST /api/v9/channels/{id}/webhooks", s.createWebhook)
-	bot("POST /api/v9/channels/{id}/messages", s.createMessage)
-	bot("PUT /api/v9/channels/{id}/messages/{mid}/reactions/{emoji}/@me", s.addReaction)
+	bot("GET /api/v9/channels/{id}", inChannel(s, s.getChannel))
+	bot("PATCH /api/v9/channels/{id}", inChannel(s, s.patchChannel))
+	bot("POST /api/v9/channels/{id}/threads", inChannel(s, s.startThread))
+	bot("GET /api/v9/channels/{id}/webhooks", inChannel(s, s.listWebhooks))
+	bot("POST /api/v9/channels/{id}/webhooks", inChannel(s, s.createWebhook))
+	bot("POST /api/v9/channels/{id}/messages", inChannel(s, s.createMessage))
+	bot("PUT /api/v9/channels/{id}/messages/{mid}/reactions/{emoji}/@me", inChannel(s, s.addReaction))
 	bot("GET /api/v9/guilds/{gid}/members/{uid}", s.getMember)
-	webhook("POST /api/v9/webhooks/{id}/{token}", s.executeWebhook)
-	webhook("PATCH /api/v9/webhooks/{id}/{token}/messages/{mid}", s.editWebhookMessage)
+	webhook("POST /api/v9/webhooks/{id}/{token}", byWebhook(s, s.executeWebhook))
+	webhook("PATCH /api/v9/webhooks/{id}/{token}/messages/{mid}", byWebhook(s, s.editWebhookMessage))
 	mux.HandleFunc("GET /gw", s.serveGateway)
 	mux.HandleFunc("GET /gw/", s.serveGateway)
 	return mux
@@ -253,7 +253,45 @@ type validator interface{ valid() bool }
 // decode reads a JSON request body. One that does not parse, or that its
 // own valid method refuses, is answered 400 Invalid Form Body, and ok is
 // false.
+// none is the body of a request that has none.
+type none struct{}
+
+// inChannel adapts a handler of channel {id}: it decodes the body as B,
+// locks the server and looks the channel up, answering Discord's error
+// when either fails, so that each handler only acts.
+func inChannel[B any](s *Server, act func(w http.ResponseWriter, r *http.Request, body B, c *Channel)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, ok := decode[B](w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if c, ok := s.channel(w, r.PathValue("id")); ok {
+			act(w, r, body, c)
+		}
+	}
+}
+
+// byWebhook is inChannel for the webhook of a webhook route.
+func byWebhook[B any](s *Server, act func(w http.ResponseWriter, r *http.Request, body B, wh *Webhook)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, ok := decode[B](w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if wh, ok := s.webhook(w, r); ok {
+			act(w, r, body, wh)
+		}
+	}
+}
+
 func decode[T any](w http.ResponseWriter, r *http.Request) (body T, ok bool) {
+	if _, empty := any(body).(none); empty {
+		return body, true
+	}
 	err := json.NewDecoder(r.Body).Decode(&body)
 	if v, rules := any(&body).(validator); err != nil || rules && !v.valid() {
 		apiError(w, 400, CodeInvalidFormBody, "Invalid Form Body")

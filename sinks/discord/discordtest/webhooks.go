@@ -29,13 +29,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) (*Webhook, bool
 	return wh, true
 }
 
-func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.channel(w, r.PathValue("id"))
-	if !ok {
-		return
-	}
+func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, _ none, c *Channel) {
 	out := []map[string]any{}
 	for _, wh := range s.webhooks {
 		if wh.ChannelID == c.ID {
@@ -51,17 +45,7 @@ type webhookBody struct {
 
 func (b *webhookBody) valid() bool { return b.Name != "" }
 
-func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
-	body, ok := decode[webhookBody](w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.channel(w, r.PathValue("id"))
-	if !ok {
-		return
-	}
+func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, body webhookBody, c *Channel) {
 	if c.ParentID != "" {
 		apiError(w, 400, CodeInvalidFormBody, "Invalid Form Body: webhooks belong to a channel, not a thread")
 		return
@@ -73,17 +57,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 
 // executeWebhook posts in the webhook's channel, in one of its threads
 // (thread_id), or, in a forum, in a new post (thread_name).
-func (s *Server) executeWebhook(w http.ResponseWriter, r *http.Request) {
-	body, ok := decode[wireMessage](w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	wh, ok := s.webhook(w, r)
-	if !ok {
-		return
-	}
+func (s *Server) executeWebhook(w http.ResponseWriter, r *http.Request, body wireMessage, wh *Webhook) {
 	parent, ok := s.channel(w, wh.ChannelID)
 	if !ok {
 		return
@@ -124,17 +98,7 @@ type editBody struct {
 	AllowedMentions json.RawMessage `json:"allowed_mentions"`
 }
 
-func (s *Server) editWebhookMessage(w http.ResponseWriter, r *http.Request) {
-	body, ok := decode[editBody](w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	wh, ok := s.webhook(w, r)
-	if !ok {
-		return
-	}
+func (s *Server) editWebhookMessage(w http.ResponseWriter, r *http.Request, body editBody, wh *Webhook) {
 	var m *Message
 	for _, x := range s.messages {
 		if x.ID == r.PathValue("mid") && x.WebhookID == wh.ID {
