@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
 )
 
@@ -23,13 +24,7 @@ func Dial(cfg *config.Config, name string) (*nats.Conn, error) {
 		}
 		servers = "nats://" + cfg.NATSListen
 	}
-	opts := []nats.Option{nats.Name(name), nats.Timeout(5 * time.Second)}
-	switch {
-	case cfg.NATSUser != "":
-		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
-	case cfg.NATSCreds != "":
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
-	}
+	opts := append([]nats.Option{nats.Name(name), nats.Timeout(5 * time.Second)}, bus.Login(cfg.NATSUser, cfg.NATSPassword, cfg.NATSCreds)...)
 	nc, err := nats.Connect(servers, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s (is `bilibridge run` running?): %w", redactURLs(servers), err)

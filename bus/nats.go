@@ -87,10 +87,8 @@ func Connect(ctx context.Context, cfg NATSConfig) (*Conn, error) {
 		}
 		c.server = e.Server
 		opts = append(opts, nats.InProcessServer(e.Server), nats.UserInfo(e.user, e.password))
-	case cfg.User != "":
-		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
-	case cfg.Creds != "":
-		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	default:
+		opts = append(opts, Login(cfg.User, cfg.Password, cfg.Creds)...)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -293,4 +291,16 @@ func (n natsLogger) Warnf(format string, v ...any) {
 		return
 	}
 	n.l.Warn("nats: " + fmt.Sprintf(format, v...))
+}
+
+// Login is the connection option of a NATS login: a user and password,
+// or else a credentials file; none when neither is set.
+func Login(user, password, creds string) []nats.Option {
+	switch {
+	case user != "":
+		return []nats.Option{nats.UserInfo(user, password)}
+	case creds != "":
+		return []nats.Option{nats.UserCredentials(creds)}
+	}
+	return nil
 }
