@@ -19,7 +19,18 @@ const (
 	BucketLeases  = "bili_leases"
 	BucketState   = "bili_state"
 	BucketRecords = "bili_records"
+	// BucketTeam holds the team: members, their password and token hashes.
+	BucketTeam = "bili_team"
+	// BucketSessions holds browser sessions; each expires SessionTTL after
+	// its last use.
+	BucketSessions = "bili_sessions"
+	// BucketConversations holds the team's view of every conversation, a
+	// projection of stream BILI that can be rebuilt from it.
+	BucketConversations = "bili_conversations"
 )
+
+// SessionTTL is how long an unused browser session lasts.
+const SessionTTL = 30 * 24 * time.Hour
 
 // StoreConfig sizes the streams and buckets.
 type StoreConfig struct {
@@ -48,6 +59,9 @@ type Store struct {
 	// in the stream: command outcomes, message maps, delivery failures.
 	// Each key expires MaxAge after its last write.
 	Records jetstream.KeyValue
+	// Team, Sessions and Conversations are the team inbox's (see the
+	// bucket constants).
+	Team, Sessions, Conversations jetstream.KeyValue
 }
 
 // Provision creates or updates the streams and KV buckets. It is
@@ -103,6 +117,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 		{&st.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "poller leases", History: 1, TTL: cfg.LeaseTTL}},
 		{&st.State, jetstream.KeyValueConfig{Bucket: BucketState, Description: "sink mappings, offsets and other lasting state", History: 1}},
 		{&st.Records, jetstream.KeyValueConfig{Bucket: BucketRecords, Description: "command outcomes, message maps and delivery failures; they expire with the events", History: 1, TTL: cfg.MaxAge}},
+		{&st.Team, jetstream.KeyValueConfig{Bucket: BucketTeam, Description: "team members and their credentials (hashes only)", History: 1}},
+		{&st.Sessions, jetstream.KeyValueConfig{Bucket: BucketSessions, Description: "browser sessions of team members", History: 1, TTL: SessionTTL}},
+		{&st.Conversations, jetstream.KeyValueConfig{Bucket: BucketConversations, Description: "the team's view of each conversation, rebuilt from stream BILI when lost", History: 1}},
 	} {
 		b.cfg.Storage = jetstream.FileStorage
 		b.cfg.Replicas = cfg.Replicas

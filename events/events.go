@@ -27,6 +27,7 @@ const (
 // see them documented.
 var Types = []string{
 	TypeMessage, TypeRecall, TypeSendSucceeded, TypeSendFailed, TypeAccountStatus, TypeDeadLetter,
+	TypeTeamAssigned, TypeTeamStatus, TypeTeamNote, TypeTeamRead,
 }
 
 // Event is a CloudEvents 1.0 envelope in its JSON form.

@@ -48,6 +48,11 @@ func (s Subjects) Sent(uid int64, sessionType int, talker uint64) string {
 	return s.conv(uid, "sent", sessionType, talker)
 }
 
+// Team is the subject of a team action on a conversation.
+func (s Subjects) Team(uid int64, sessionType int, talker uint64) string {
+	return s.conv(uid, "team", sessionType, talker)
+}
+
 // Send is the subject of a send command on the outbox stream.
 func (s Subjects) Send(uid int64, sessionType int, talker uint64) string {
 	return s.conv(uid, "send", sessionType, talker)
@@ -80,7 +85,7 @@ func (s Subjects) Outbox() string { return s.prefix() + ".*.send.>" }
 // messages, recalls, send results, account status and dead letters.
 func (s Subjects) Events() []string {
 	p := s.prefix()
-	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account", p + ".*.dead.>"}
+	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account", p + ".*.dead.>", p + ".*.team.>"}
 }
 
 // Deliverable is the subject filter of the events sinks receive by
@@ -88,6 +93,28 @@ func (s Subjects) Events() []string {
 func (s Subjects) Deliverable() []string {
 	p := s.prefix()
 	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account"}
+}
+
+// ForType is the filter of the subjects that carry events of type typ
+// (several types share one: send results, team actions), or "" for a
+// type this package does not know.
+func (s Subjects) ForType(typ string) string {
+	p := s.prefix()
+	switch typ {
+	case TypeMessage:
+		return p + ".*.msg.>"
+	case TypeRecall:
+		return p + ".*.recall.>"
+	case TypeSendSucceeded, TypeSendFailed:
+		return p + ".*.sent.>"
+	case TypeAccountStatus:
+		return p + ".*.account"
+	case TypeDeadLetter:
+		return p + ".*.dead.>"
+	case TypeTeamAssigned, TypeTeamStatus, TypeTeamNote, TypeTeamRead:
+		return p + ".*.team.>"
+	}
+	return ""
 }
 
 // Route is what a subject names.
@@ -114,7 +141,7 @@ func (s Subjects) ParseSubject(subject string) (Route, error) {
 	}
 	c := Route{UID: uid, Kind: tok[2]}
 	switch c.Kind {
-	case "msg", "recall", "sent", "send":
+	case "msg", "recall", "sent", "send", "team":
 		if len(tok) != 5 {
 			return Route{}, fmt.Errorf("events: subject %q: want 5 tokens", subject)
 		}

@@ -37,7 +37,7 @@ func TestSubjectBuilders(t *testing.T) {
 		{"custom account", custom.Account(accountUID), "acme.425503913.account"},
 		{"custom dead", custom.Dead(accountUID, "discord"), "acme.425503913.dead.discord"},
 		{"custom outbox", custom.Outbox(), "acme.*.send.>"},
-		{"custom events", strings.Join(custom.Events(), " "), "acme.*.msg.> acme.*.recall.> acme.*.sent.> acme.*.account acme.*.dead.>"},
+		{"custom events", strings.Join(custom.Events(), " "), "acme.*.msg.> acme.*.recall.> acme.*.sent.> acme.*.account acme.*.dead.> acme.*.team.>"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

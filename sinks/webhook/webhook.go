@@ -172,26 +172,9 @@ func (s *Sink) Name() string { return s.name }
 
 // Subjects returns the subject filters of the sink's event types.
 func (s *Sink) Subjects(sub events.Subjects) []string {
-	p := sub.Prefix
-	if p == "" {
-		p = events.DefaultPrefix
-	}
 	var out []string
 	for _, t := range s.types {
-		var f string
-		switch t {
-		case events.TypeMessage:
-			f = p + ".*.msg.>"
-		case events.TypeRecall:
-			f = p + ".*.recall.>"
-		case events.TypeSendSucceeded, events.TypeSendFailed:
-			f = p + ".*.sent.>"
-		case events.TypeAccountStatus:
-			f = p + ".*.account"
-		case events.TypeDeadLetter:
-			f = p + ".*.dead.>"
-		}
-		if !slices.Contains(out, f) {
+		if f := sub.ForType(t); f != "" && !slices.Contains(out, f) {
 			out = append(out, f)
 		}
 	}

@@ -457,6 +457,7 @@ func TestSubjects(t *testing.T) {
 		{"bili", []string{events.TypeSendFailed, events.TypeSendSucceeded}, []string{"bili.*.sent.>"}},
 		{"bili", []string{events.TypeAccountStatus}, []string{"bili.*.account"}},
 		{"bili", []string{events.TypeDeadLetter}, []string{"bili.*.dead.>"}},
+		{"bili", []string{events.TypeTeamNote, events.TypeTeamAssigned}, []string{"bili.*.team.>"}},
 		{"bili", []string{events.TypeDeadLetter, events.TypeMessage, events.TypeMessage, events.TypeAccountStatus, events.TypeSendFailed, events.TypeRecall},
 			[]string{"bili.*.msg.>", "bili.*.recall.>", "bili.*.sent.>", "bili.*.account", "bili.*.dead.>"}},
 	} {
@@ -467,8 +468,7 @@ func TestSubjects(t *testing.T) {
 	}
 	// Every filter is one the runtime's stream carries.
 	all := events.Subjects{}.Events()
-	s := newSink(t, webhook.Config{URL: "https://example.com/hook", Events: []string{
-		events.TypeMessage, events.TypeRecall, events.TypeSendSucceeded, events.TypeSendFailed, events.TypeAccountStatus, events.TypeDeadLetter}})
+	s := newSink(t, webhook.Config{URL: "https://example.com/hook", Events: events.Types})
 	if got := s.Subjects(events.Subjects{}); !slices.Equal(got, all) {
 		t.Errorf("all types: %q, want events.Subjects.Events() %q", got, all)
 	}
