@@ -34,6 +34,20 @@ func (p *Publisher) Publish(ctx context.Context, subject string, ev events.Event
 	return err
 }
 
+// PublishSeq is Publish that also returns the event's stream sequence
+// (the first one's, when the event was a duplicate).
+func (p *Publisher) PublishSeq(ctx context.Context, subject string, ev events.Event) (uint64, error) {
+	data, err := ev.Marshal()
+	if err != nil {
+		return 0, err
+	}
+	ack, err := p.PublishRaw(ctx, subject, ev.ID, data, nil)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
 // PublishRaw publishes data with msgID and extra headers, retrying on
 // timeouts and missing responders until ctx ends.
 func (p *Publisher) PublishRaw(ctx context.Context, subject, msgID string, data []byte, hdr nats.Header) (*jetstream.PubAck, error) {

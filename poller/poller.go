@@ -755,6 +755,11 @@ func (p *Poller) publish(ctx context.Context, s *bilibili.Session, msgs []bilibi
 			last = m.MsgSeqno // seen: the cursor may move past it
 			continue
 		}
+		if p.lease != nil && !p.lease.Held() {
+			// Paused past the lease: what this poll fetched is the new
+			// holder's to publish.
+			return errLeaseLost
+		}
 		src := Source{AccountUID: p.cfg.AccountUID, Conversation: conv, SenderName: p.senderName(conv, m)}
 		ev, err := MessageEvent(src, m)
 		if ev.ID == "" {

@@ -109,10 +109,13 @@ func NewRuntime(cfg RuntimeConfig) *Runtime {
 	if cfg.ProbeEvery <= 0 {
 		cfg.ProbeEvery = DefaultProbeEvery
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
 	if cfg.AckWait <= 0 {
-		// Shorter than a lease TTL: the events a dead holder had in flight
-		// come due before another process can take its lease over.
-		cfg.AckWait = 10 * time.Second
+		// No longer than a lease TTL: the events a dead holder had in
+		// flight come due by the time another process can take its lease.
+		cfg.AckWait = min(10*time.Second, max(cfg.LeaseTTL, time.Second))
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 1000
@@ -137,9 +140,6 @@ func NewRuntime(cfg RuntimeConfig) *Runtime {
 	}
 	if cfg.Since.IsZero() {
 		cfg.Since = cfg.Now()
-	}
-	if cfg.LeaseTTL <= 0 {
-		cfg.LeaseTTL = 30 * time.Second
 	}
 	if cfg.Holder == "" {
 		cfg.Holder = uuid.NewString()
@@ -264,17 +264,16 @@ func (r *Runtime) consume(ctx context.Context, sink Sink, cfg jetstream.Consumer
 		}
 		return stopContext, fmt.Errorf("sink %s: creating consumer: %w", sink.Name(), err)
 	}
-	// Events still in flight (a holder that died, not one that stopped and
-	// handed them back) are redelivered after AckWait, and before anything
-	// newer: wait for them to come due, or the conversation's order breaks.
-	if info, err := cons.Info(ctx); err == nil && info.NumAckPending > 0 {
-		log.Info("waiting for the events a previous holder had in flight", "events", info.NumAckPending, "wait", r.cfg.AckWait)
-		sleep(ctx, r.cfg.AckWait)
+	r.waitForPredecessor(ctx, cons, log)
+	if ctx.Err() != nil || (held != nil && !held()) {
+		// Stopped, or the lease lapsed, while waiting: pull nothing.
+		return stopContext, nil
 	}
 	d := newDispatcher(ctx, r, sink, log, held)
 	gone := make(chan struct{}, 1)
 	cc, err := cons.Consume(d.dispatch,
 		jetstream.PullMaxMessages(min(r.cfg.MaxPending, 500)),
+		jetstream.PullExpiry(r.pullExpiry()),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			switch {
 			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
@@ -311,6 +310,35 @@ func (r *Runtime) consume(ctx context.Context, sink Sink, cfg jetstream.Consumer
 	d.wg.Wait()
 	d.handBack(cons)
 	return stop, nil
+}
+
+// pullExpiry is how long a pull request of this process lives at the
+// server: shorter than a lease, so that a process paused past its lease
+// (which cannot withdraw its requests) is gone from the consumer by the
+// time another takes over.
+func (r *Runtime) pullExpiry() time.Duration {
+	return min(30*time.Second, max(r.cfg.LeaseTTL/3, time.Second))
+}
+
+// waitForPredecessor waits until the previous holder is gone from the
+// consumer before this process pulls. Its pull requests, until they
+// expire, would take events beside ours; the events it had in flight
+// (a holder that died rather than handed them back) are redelivered
+// after AckWait and before anything newer. Either would break a
+// conversation's order.
+func (r *Runtime) waitForPredecessor(ctx context.Context, cons jetstream.Consumer, log *slog.Logger) {
+	deadline := time.Now().Add(r.pullExpiry() + time.Second)
+	for ctx.Err() == nil {
+		info, err := cons.Info(ctx)
+		if err != nil || info.NumWaiting == 0 || time.Now().After(deadline) {
+			break
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	if info, err := cons.Info(ctx); err == nil && info.NumAckPending > 0 {
+		log.Info("waiting for the events a previous holder had in flight", "events", info.NumAckPending, "wait", r.cfg.AckWait)
+		sleep(ctx, r.cfg.AckWait)
+	}
 }
 
 // dispatcher routes a sink's events to one queue per conversation and
@@ -413,8 +441,14 @@ func (d *dispatcher) dispatch(msg jetstream.Msg) {
 	key := d.conversationKey(msg.Subject())
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
+	if d.closed || (d.held != nil && !d.held()) {
+		// Stopping, or the lease lapsed (a process that was paused):
+		// nothing new starts; the event goes back with the rest.
 		d.aside = append(d.aside, h)
+		if !d.closed {
+			d.closed = true
+			d.cancel()
+		}
 		return
 	}
 	c, ok := d.convs[key]
@@ -452,21 +486,16 @@ func (d *dispatcher) conversationKey(subject string) string {
 // handBack gives every held event back to JetStream, in stream order, so
 // that the process that consumes next gets each conversation in order.
 //
-// It first waits until the server holds no pull request of this
-// process: the client's unsubscribe can reach the server after the
-// first hand-back, and the server then hands that event straight back
-// to the stale request, where it is lost until AckWait and comes back
-// behind later events of its conversation.
+// It first makes sure the server holds no pull request of this process:
+// otherwise the server hands the first event straight back to the stale
+// request, where it is lost until AckWait and comes back behind later
+// events of its conversation.
 func (d *dispatcher) handBack(cons jetstream.Consumer) {
+	// A consumer info request makes the server drop the waiting pull
+	// requests nobody listens to any more, ours among them.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), 2*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		info, err := cons.Info(ctx)
-		if err != nil || info.NumWaiting == 0 {
-			break
-		}
-		sleep(ctx, 20*time.Millisecond)
-	}
+	_, _ = cons.Info(ctx)
+	cancel()
 	d.mu.Lock()
 	all := d.aside
 	d.aside = nil
