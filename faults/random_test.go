@@ -40,17 +40,18 @@ var fixedSeeds = []uint64{
 	// A paused sink holder wakes with its pull requests still registered
 	// at NATS: an event is handed to it, held and handed back 2s later,
 	// after the new holder delivered later events of that conversation
-	// (one message out of order, every run so far).
+	// (one message out of order; 4 runs of 5).
 	174890475,
 	// A bridge stopped (SIGTERM) or paused while it waits out the
 	// previous holder's in-flight events starts consuming anyway when
 	// the wait ends; the events it takes come back behind later ones
-	// (8 to 261 messages out of order; 2 runs of 3).
+	// (8 to 261 messages out of order; 3 runs of 4).
 	174906313,
 	// Out of order across a graceful stop of the sink holder, two
-	// SIGKILLs and a pause (1 message).
+	// SIGKILLs and a pause (1 message; 1 run of 3).
 	174898394,
-	// Out of order across three pauses, no kill (11 messages).
+	// Out of order across three pauses, no kill (11 or 12 messages;
+	// 3 runs of 3).
 	174937989,
 }
 
