@@ -131,9 +131,14 @@ type receiver struct {
 	count      map[string]int
 	diffBody   []string          // ids repeated with another body
 	maxSeq     map[uint64]uint64 // talker → highest seqno delivered
+	maxID      map[uint64]string // talker → the webhook-id of that seqno
 	disorder   []string
+	disorderAt [][2]string // per disorder: the late id, and the later id that came before it
 	arrived    map[string]time.Time
-	attempts   map[string][]attempt // webhook-id → every request for it, in arrival order
+	attempts   map[string][]attempt   // webhook-id → every request for it, in arrival order
+	okAt       map[string][]time.Time // webhook-id → when each accepted (2xx) request for it arrived
+	delay      time.Duration          // hold every answer back this long (a slow endpoint)
+	hangUp     bool                   // read each request, then close the connection without an answer
 }
 
 // attempt is one request for a webhook-id: when it arrived and the
@@ -150,7 +155,8 @@ func newReceiver(t *testing.T) *receiver {
 		t.Fatal(err)
 	}
 	r := &receiver{t: t, secrets: secrets, first: map[string][]byte{}, count: map[string]int{},
-		maxSeq: map[uint64]uint64{}, arrived: map[string]time.Time{}, attempts: map[string][]attempt{}}
+		maxSeq: map[uint64]uint64{}, maxID: map[uint64]string{}, arrived: map[string]time.Time{}, attempts: map[string][]attempt{},
+		okAt: map[string][]time.Time{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -207,11 +213,53 @@ func (r *receiver) failWith(status int, retryAfter string) {
 	r.mu.Unlock()
 }
 
+// slowBy holds every answer back by d (0: answer at once again). The
+// request is recorded when it arrives: a sender that gives up waiting
+// has still delivered.
+func (r *receiver) slowBy(d time.Duration) {
+	r.mu.Lock()
+	r.delay = d
+	r.mu.Unlock()
+}
+
+// hangUpOn makes every request be read and then answered by closing the
+// connection (on false: answer normally again). Such a request is not a
+// delivery: the sender cannot know it arrived and must send it again.
+func (r *receiver) hangUpOn(on bool) {
+	r.mu.Lock()
+	r.hangUp = on
+	r.mu.Unlock()
+}
+
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// Taken before anything else: the sender's wait after this request
 	// starts once it has the answer, which is later.
 	now := time.Now()
 	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	hangUp, delay := r.hangUp, r.delay
+	r.mu.Unlock()
+	if hangUp {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler) // closes the connection too
+	}
+	status, retryAfter := r.record(req, body, now)
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	w.WriteHeader(status)
+}
+
+// record checks and records one request and returns the answer.
+func (r *receiver) record(req *http.Request, body []byte, now time.Time) (status int, retryAfter string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests++
@@ -226,32 +274,26 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if r.failStatus != 0 {
 		r.refused++
-		if r.retryAfter != "" {
-			w.Header().Set("Retry-After", r.retryAfter)
-		}
-		w.WriteHeader(r.failStatus)
-		return
+		return r.failStatus, r.retryAfter
 	}
 	if err := webhook.Verify(r.secrets, req.Header, body, time.Minute, time.Now()); err != nil {
 		r.badSig++
 		r.t.Errorf("receiver: signature: %v", err)
-		w.WriteHeader(http.StatusBadRequest)
-		return
+		return http.StatusBadRequest, ""
 	}
 	ev, err := events.Parse(body)
 	id := req.Header.Get("webhook-id")
 	if err != nil || ev.ID != id {
 		r.t.Errorf("receiver: body %q with webhook-id %q: %v", body, id, err)
-		w.WriteHeader(http.StatusBadRequest)
-		return
+		return http.StatusBadRequest, ""
 	}
 	r.count[id]++
+	r.okAt[id] = append(r.okAt[id], now)
 	if prev, ok := r.first[id]; ok {
 		if !bytes.Equal(prev, body) {
 			r.diffBody = append(r.diffBody, id)
 		}
-		w.WriteHeader(http.StatusNoContent)
-		return
+		return http.StatusNoContent, ""
 	}
 	r.first[id] = body
 	r.arrived[id] = time.Now()
@@ -263,11 +305,13 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			talker, seq := d.Conversation.TalkerID, d.Message.Seqno
 			if seq <= r.maxSeq[talker] {
 				r.disorder = append(r.disorder, fmt.Sprintf("talker %d: seqno %d after %d", talker, seq, r.maxSeq[talker]))
+				r.disorderAt = append(r.disorderAt, [2]string{id, r.maxID[talker]})
+			} else {
+				r.maxSeq[talker], r.maxID[talker] = seq, id
 			}
-			r.maxSeq[talker] = max(r.maxSeq[talker], seq)
 		}
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return http.StatusNoContent, ""
 }
 
 // delivered counts the sent messages that arrived at least once.

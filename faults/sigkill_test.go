@@ -107,11 +107,19 @@ type proc struct {
 
 func (p *proc) start() {
 	p.t.Helper()
+	if err := p.tryStart(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// tryStart starts the process; unlike start it may be called from any
+// goroutine.
+func (p *proc) tryStart() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f, err := os.OpenFile(p.log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	p.runs++
 	fmt.Fprintf(f, "===== run %d at %s\n", p.runs, time.Now().Format(time.RFC3339Nano))
@@ -120,10 +128,11 @@ func (p *proc) start() {
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		p.t.Fatal(err)
+		return err
 	}
 	f.Close() // the child holds its own descriptor
 	p.cmd = cmd
+	return nil
 }
 
 // kill SIGKILLs the running process and reaps it.
