@@ -25,7 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
-	"github.com/bilibridge/bilibridge/bridge/bridgetest"
+	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -452,7 +452,7 @@ func randomFaults(t *testing.T, seed uint64) {
 
 	w := newWorld(t, rfConvs)
 	r := newReceiver(t)
-	ns := bridgetest.StartServer(t)
+	ns := bustest.StartServer(t)
 	c := ns.Connect(t)
 	rr := &rfRun{t: t, seed: seed, w: w, r: r, js: c.JS, sinkKey: sinkLeaseKey(t, r), cmds: sched.cmds,
 		counts: map[string]int{}, queued: map[string]int{}, results: map[string]events.Event{}}
@@ -931,7 +931,7 @@ func (rr *rfRun) check(faultedHit, faultedAll int, start time.Time) {
 	if err != nil {
 		t.Fatalf("stream BILI: %v", err)
 	}
-	stored := bridgetest.StreamEvents(t, stream)
+	stored := bustest.StreamEvents(t, stream)
 	// Stream sequences, to read the tap by: BILI loses nothing in a run
 	// this short, so the n-th message is sequence first+n.
 	firstSeq := uint64(0)
@@ -1151,7 +1151,7 @@ func (rr *rfRun) clock(t time.Time) string {
 // its conversation, where both stand on stream BILI and when the webhook
 // saw them: a stream out of order points at the poller, a stream in
 // order at the delivery. Called with rr.r.mu held.
-func (rr *rfRun) explainDisorder(stored []bridgetest.Msg, firstSeq uint64) {
+func (rr *rfRun) explainDisorder(stored []bustest.Msg, firstSeq uint64) {
 	if len(rr.r.disorderAt) == 0 {
 		return
 	}
