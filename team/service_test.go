@@ -1,0 +1,398 @@
+package team_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/bus/bustest"
+	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/team"
+)
+
+const (
+	uid    int64  = 425503913
+	talker uint64 = 293793435
+)
+
+var (
+	conv = events.ConversationKey{AccountUID: uid, SessionType: 1, TalkerID: talker}
+	ana  = events.Actor{Member: "ana"}
+)
+
+// directory is the team of the tests.
+type directory map[string]*team.Member
+
+func (d directory) Get(_ context.Context, name string) (*team.Member, error) {
+	if m, ok := d[name]; ok {
+		return m, nil
+	}
+	return nil, team.ErrNoMember
+}
+
+func (d directory) ByTelegram(context.Context, int64) (*team.Member, bool) { return nil, false }
+func (d directory) ByDiscord(context.Context, string) (*team.Member, bool) { return nil, false }
+
+// rig is a bridge's team state on a real JetStream: one "process".
+type rig struct {
+	t     *testing.T
+	store *bus.Store
+	pub   *bus.Publisher
+	now   func() time.Time
+	key   uint64
+	mu    sync.Mutex
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	conn := bustest.StartServer(t).Connect(t)
+	return &rig{t: t, store: bustest.Provision(t, conn, time.Second), pub: &bus.Publisher{JS: conn.JS}, now: time.Now, key: 7354295169819585000}
+}
+
+// process starts a projection and a service on the rig, as a bridge
+// process does; it stops when the test ends.
+func (r *rig) process(backfill team.Backfill) (*team.Projection, *team.Service) {
+	r.t.Helper()
+	p := team.NewProjection(team.ProjectionConfig{
+		Stream: r.store.Events, KV: r.store.Conversations, Publisher: r.pub,
+		Leases: r.store.Leases, LeaseTTL: time.Second, SaveEvery: 50 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	r.t.Cleanup(func() { cancel(); <-done })
+	s := team.NewService(team.ServiceConfig{
+		Projection: p, Publisher: r.pub, Backfill: backfill,
+		Members: directory{"ana": {Name: "ana"}, "bo": {Name: "bo"}},
+	})
+	bustest.Eventually(r.t, "the projection up to date", p.Ready)
+	return p, s
+}
+
+// message publishes a message in the conversation, incoming or outgoing,
+// and returns its msg_key.
+func (r *rig) message(direction, text string) uint64 {
+	r.t.Helper()
+	r.mu.Lock()
+	r.key++
+	key := r.key
+	r.mu.Unlock()
+	at := time.Now().UTC()
+	ev, err := events.New(uid, events.TypeMessage, events.MessageID(uid, key), conv.Subject(), at, events.MessageData{
+		AccountUID:   uid,
+		Conversation: events.Conversation{SessionType: 1, TalkerID: talker, Kind: "user", Name: "社会易姐QwQ"},
+		Message: events.Message{MsgKey: key, Seqno: key % 1_000_000, Direction: direction, SenderUID: int64(talker),
+			Timestamp: at, MsgType: 1, Kind: events.KindText, Text: text, Status: events.StatusNormal},
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.pub.Publish(context.Background(), events.Subjects{}.Message(uid, 1, talker), ev); err != nil {
+		r.t.Fatal(err)
+	}
+	return key
+}
+
+// teamEvents are the team events on the stream, in order.
+func (r *rig) teamEvents() []events.Event {
+	var out []events.Event
+	for _, m := range bustest.StreamEvents(r.t, r.store.Events) {
+		if m.Subject == (events.Subjects{}).Team(uid, 1, talker) {
+			out = append(out, m.Event)
+		}
+	}
+	return out
+}
+
+func get(t *testing.T, s *team.Service) *team.Conversation {
+	t.Helper()
+	c, err := s.Get(conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The life of a conversation: a DM arrives (open, unread), it is
+// assigned, a reply reads it, it is done, and the next DM reopens it.
+func TestConversationLifecycle(t *testing.T) {
+	r := newRig(t)
+	p, s := r.process(nil)
+	r.message(events.DirectionIn, "hello")
+	r.message(events.DirectionIn, "anyone there?")
+	bustest.Eventually(t, "the DMs in the team state", func() bool { c, err := s.Get(conv); return err == nil && c.Unread == 2 })
+	c := get(t, s)
+	if c.Status != events.ConversationOpen || c.Assignee != nil || c.Name != "社会易姐QwQ" || c.LastMessage.Text != "anyone there?" {
+		t.Fatalf("after two DMs: %+v", c)
+	}
+
+	c, err := s.Assign(context.Background(), conv, "ana", events.Actor{Service: true})
+	if err != nil || c.Assignee == nil || *c.Assignee != "ana" {
+		t.Fatalf("Assign: %+v %v", c, err)
+	}
+	// The account answers (from the phone, or a send through the bridge).
+	r.message(events.DirectionOut, "we are here")
+	bustest.Eventually(t, "the reply reading the conversation", func() bool { return get(t, s).Unread == 0 })
+
+	if c, err = s.SetStatus(context.Background(), conv, events.ConversationDone, time.Time{}, ana); err != nil || c.Status != events.ConversationDone {
+		t.Fatalf("done: %+v %v", c, err)
+	}
+	r.message(events.DirectionIn, "one more thing")
+	bustest.Eventually(t, "the new DM reopening it", func() bool { c := get(t, s); return c.Status == events.ConversationOpen && c.Unread == 1 })
+	// The reopening is an event too (by the bridge), for every surface.
+	bustest.Eventually(t, "the reopening event", func() bool {
+		for _, ev := range r.teamEvents() {
+			var d events.StatusData
+			if ev.Type == events.TypeTeamStatus && ev.DecodeData(&d) == nil && d.By.System && d.Status == events.ConversationOpen {
+				return true
+			}
+		}
+		return false
+	})
+	var types []string
+	for _, ev := range r.teamEvents() {
+		types = append(types, ev.Type)
+	}
+	want := []string{events.TypeTeamAssigned, events.TypeTeamStatus, events.TypeTeamStatus}
+	if !slices.Equal(types, want) {
+		t.Errorf("team events %v, want %v", types, want)
+	}
+	_ = p
+}
+
+// A snooze that runs out reopens the conversation, and says so.
+func TestSnoozeRunsOut(t *testing.T) {
+	r := newRig(t)
+	_, s := r.process(nil)
+	r.message(events.DirectionIn, "hi")
+	bustest.Eventually(t, "the DM", func() bool { _, err := s.Get(conv); return err == nil })
+	until := time.Now().Add(300 * time.Millisecond)
+	c, err := s.SetStatus(context.Background(), conv, events.ConversationSnoozed, until, ana)
+	if err != nil || c.Status != events.ConversationSnoozed || c.SnoozedUntil == nil {
+		t.Fatalf("snooze: %+v %v", c, err)
+	}
+	list, _, err := s.List(team.Filter{Status: events.ConversationSnoozed}, "", 10)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("snoozed list: %d %v", len(list), err)
+	}
+	bustest.Eventually(t, "the snooze to run out", func() bool { return get(t, s).Status == events.ConversationOpen })
+	bustest.Eventually(t, "the event that says so", func() bool {
+		evs := r.teamEvents()
+		var d events.StatusData
+		return len(evs) == 2 && evs[1].DecodeData(&d) == nil && d.By.System && d.Status == events.ConversationOpen
+	})
+}
+
+// Notes are the team's: they are on the conversation and in the stream as
+// team events, and never become a send command.
+func TestNotesStayInTheTeam(t *testing.T) {
+	r := newRig(t)
+	_, s := r.process(nil)
+	r.message(events.DirectionIn, "where is my order?")
+	bustest.Eventually(t, "the DM", func() bool { _, err := s.Get(conv); return err == nil })
+	c, err := s.AddNote(context.Background(), conv, "asked the shop; waiting", ana)
+	if err != nil || len(c.Notes) != 1 || c.Notes[0].Text != "asked the shop; waiting" || c.Notes[0].By.Member != "ana" {
+		t.Fatalf("AddNote: %+v %v", c, err)
+	}
+	info, err := r.store.Outbox.Info(context.Background())
+	if err != nil || info.State.Msgs != 0 {
+		t.Fatalf("the outbox holds %d commands (%v): a note must never be sent", info.State.Msgs, err)
+	}
+}
+
+// Bad input is refused with an error the API answers 4xx, and changes
+// nothing.
+func TestBadInput(t *testing.T) {
+	r := newRig(t)
+	_, s := r.process(nil)
+	r.message(events.DirectionIn, "hi")
+	bustest.Eventually(t, "the DM", func() bool { _, err := s.Get(conv); return err == nil })
+	ctx := context.Background()
+	other := events.ConversationKey{AccountUID: uid, SessionType: 1, TalkerID: 1}
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"unknown member", func() error { _, err := s.Assign(ctx, conv, "nobody", ana); return err }, team.ErrNoMember},
+		{"unknown conversation", func() error { _, err := s.AddNote(ctx, other, "x", ana); return err }, team.ErrNoConversation},
+		{"snooze in the past", func() error {
+			_, err := s.SetStatus(ctx, conv, events.ConversationSnoozed, time.Now().Add(-time.Hour), ana)
+			return err
+		}, nil},
+		{"unknown status", func() error { _, err := s.SetStatus(ctx, conv, "archived", time.Time{}, ana); return err }, nil},
+		{"empty note", func() error { _, err := s.AddNote(ctx, conv, "  ", ana); return err }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.do()
+			if err == nil || !team.IsInput(err) || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("err = %v, want an input error %v", err, tc.want)
+			}
+		})
+	}
+	if n := len(r.teamEvents()); n != 0 {
+		t.Fatalf("%d team events after refused requests", n)
+	}
+}
+
+// The state is a projection: a second process sees the same, and after
+// the bucket is lost it is rebuilt from the stream.
+func TestStateSharedAndRebuilt(t *testing.T) {
+	r := newRig(t)
+	_, s1 := r.process(nil)
+	r.message(events.DirectionIn, "hello")
+	bustest.Eventually(t, "the DM", func() bool { _, err := s1.Get(conv); return err == nil })
+	if _, err := s1.Assign(context.Background(), conv, "bo", ana); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.AddNote(context.Background(), conv, "VIP", ana); err != nil {
+		t.Fatal(err)
+	}
+	_, s2 := r.process(nil)
+	c := get(t, s2)
+	if c.Assignee == nil || *c.Assignee != "bo" || len(c.Notes) != 1 || c.Unread != 1 {
+		t.Fatalf("the second process sees %+v", c)
+	}
+	// The state was saved; lose the bucket, start afresh: rebuilt.
+	bustest.Eventually(t, "the state saved", func() bool { _, err := r.store.Conversations.Get(context.Background(), conv.String()); return err == nil })
+	if err := r.store.Conversations.Purge(context.Background(), conv.String()); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.store.Conversations.Purge(context.Background(), "checkpoint")
+	_, s3 := r.process(nil)
+	c = get(t, s3)
+	if c.Assignee == nil || *c.Assignee != "bo" || len(c.Notes) != 1 || c.Unread != 1 || c.Name != "社会易姐QwQ" {
+		t.Fatalf("rebuilt from the stream: %+v", c)
+	}
+}
+
+// Lists filter by status, assignee and text, newest activity first, and
+// page with a cursor.
+func TestList(t *testing.T) {
+	r := newRig(t)
+	_, s := r.process(nil)
+	ctx := context.Background()
+	for i := range 5 {
+		k := events.ConversationKey{AccountUID: uid, SessionType: 1, TalkerID: uint64(100 + i)}
+		ev, _ := events.New(uid, events.TypeMessage, fmt.Sprint(uid, "-", i), k.Subject(), time.Now().Add(time.Duration(i)*time.Second), events.MessageData{
+			AccountUID: uid, Conversation: events.Conversation{SessionType: 1, TalkerID: k.TalkerID, Name: fmt.Sprint("fan ", i)},
+			Message: events.Message{MsgKey: uint64(1000 + i), Direction: events.DirectionIn, Timestamp: time.Now().Add(time.Duration(i) * time.Second),
+				Kind: events.KindText, Text: fmt.Sprint("question ", i)},
+		})
+		if err := r.pub.Publish(ctx, events.Subjects{}.Message(uid, 1, k.TalkerID), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bustest.Eventually(t, "five conversations", func() bool { l, _, _ := s.List(team.Filter{}, "", 10); return len(l) == 5 })
+	k3 := events.ConversationKey{AccountUID: uid, SessionType: 1, TalkerID: 103}
+	if _, err := s.Assign(ctx, k3, "ana", ana); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetStatus(ctx, events.ConversationKey{AccountUID: uid, SessionType: 1, TalkerID: 101}, events.ConversationDone, time.Time{}, ana); err != nil {
+		t.Fatal(err)
+	}
+	names := func(f team.Filter) []string {
+		l, _, err := s.List(f, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range l {
+			out = append(out, c.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		f    team.Filter
+		want []string
+	}{
+		{team.Filter{}, []string{"fan 4", "fan 3", "fan 2", "fan 1", "fan 0"}},
+		{team.Filter{Status: "open"}, []string{"fan 4", "fan 3", "fan 2", "fan 0"}},
+		{team.Filter{Status: "done"}, []string{"fan 1"}},
+		{team.Filter{Assignee: "ana"}, []string{"fan 3"}},
+		{team.Filter{Assignee: "none", Status: "open"}, []string{"fan 4", "fan 2", "fan 0"}},
+		{team.Filter{Query: "QUESTION 2"}, []string{"fan 2"}},
+		{team.Filter{Account: 1}, nil},
+	} {
+		if got := names(tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("List(%+v) = %v, want %v", tc.f, got, tc.want)
+		}
+	}
+	// Pages of two, by cursor, cover the list once, in order.
+	var all []string
+	cursor := ""
+	for range 5 {
+		page, next, err := s.List(team.Filter{}, cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page {
+			all = append(all, c.Name)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if want := []string{"fan 4", "fan 3", "fan 2", "fan 1", "fan 0"}; !slices.Equal(all, want) {
+		t.Errorf("paged %v, want %v", all, want)
+	}
+	if _, _, err := s.List(team.Filter{}, "not-a-cursor", 2); !team.IsInput(err) {
+		t.Errorf("a bad cursor: %v", err)
+	}
+}
+
+// History pages back from the newest message: from the stream, then from
+// Bilibili for what is older than the bridge.
+func TestMessagesPageIntoBilibilisPast(t *testing.T) {
+	r := newRig(t)
+	var asked []uint64
+	var mu sync.Mutex
+	backfill := func(_ context.Context, k events.ConversationKey, before uint64, n int) ([]events.MessageData, error) {
+		mu.Lock()
+		asked = append(asked, before)
+		mu.Unlock()
+		var out []events.MessageData
+		for i := n; i >= 1; i-- { // oldest first: the n before `before`
+			seqno := before - uint64(i)
+			out = append(out, events.MessageData{AccountUID: uid, Message: events.Message{MsgKey: 9_000_000 + seqno, Seqno: seqno, Text: fmt.Sprint("old ", seqno)}})
+		}
+		return out, nil
+	}
+	_, s := r.process(backfill)
+	var keys []uint64
+	for i := range 5 {
+		keys = append(keys, r.message(events.DirectionIn, fmt.Sprint("m", i)))
+	}
+	bustest.Eventually(t, "the DMs", func() bool { c, err := s.Get(conv); return err == nil && c.Unread == 5 })
+	ctx := context.Background()
+	page, err := s.Messages(ctx, conv, 0, 3)
+	if err != nil || len(page) != 3 || page[0].Message.Text != "m2" || page[2].Message.Text != "m4" {
+		t.Fatalf("newest page: %v %v", texts(page), err)
+	}
+	page, err = s.Messages(ctx, conv, page[0].Message.MsgKey, 3)
+	if err != nil || len(page) != 3 || page[1].Message.Text != "m0" || page[2].Message.Text != "m1" {
+		t.Fatalf("second page: %v %v", texts(page), err)
+	}
+	// The stream had two; the third is Bilibili's, before the oldest.
+	if len(asked) != 1 || asked[0] != keys[0]%1_000_000 {
+		t.Fatalf("Bilibili asked for messages before %v, want before the oldest seqno %d", asked, keys[0]%1_000_000)
+	}
+	page, err = s.Messages(ctx, conv, page[0].Message.MsgKey, 2)
+	if err != nil || len(page) != 2 || len(asked) != 2 {
+		t.Fatalf("a page wholly from Bilibili: %v %v (asked %v)", texts(page), err, asked)
+	}
+}
+
+func texts(ms []events.MessageData) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Message.Text)
+	}
+	return out
+}
