@@ -259,7 +259,10 @@ func TestStateSharedAndRebuilt(t *testing.T) {
 		t.Fatalf("the second process sees %+v", c)
 	}
 	// The state was saved; lose the bucket, start afresh: rebuilt.
-	bustest.Eventually(t, "the state saved", func() bool { _, err := r.store.Conversations.Get(context.Background(), conv.String()); return err == nil })
+	bustest.Eventually(t, "the state saved", func() bool {
+		_, err := r.store.Conversations.Get(context.Background(), conv.String())
+		return err == nil
+	})
 	if err := r.store.Conversations.Purge(context.Background(), conv.String()); err != nil {
 		t.Fatal(err)
 	}
