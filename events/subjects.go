@@ -17,6 +17,8 @@ const DefaultPrefix = "bili"
 //	<prefix>.<uid>.sent.<session_type>.<talker_id>
 //	<prefix>.<uid>.account
 //	<prefix>.<uid>.dead.<sink>
+//	<prefix>.<uid>.team.<session_type>.<talker_id>
+//	<prefix>.<uid>.replay.<sink>                      (a dead letter sent to its sink again)
 //	<prefix>.<uid>.send.<session_type>.<talker_id>   (stream BILI_OUTBOX)
 type Subjects struct {
 	Prefix string
@@ -73,6 +75,39 @@ func (s Subjects) Dead(uid int64, sink string) string {
 	return fmt.Sprintf("%s.%d.dead.%s", s.prefix(), uid, Token(sink))
 }
 
+// DeadFilter is the filter of the dead letters of account uid (0: any)
+// and sink ("": any).
+func (s Subjects) DeadFilter(uid int64, sink string) string {
+	a, k := "*", "*"
+	if uid != 0 {
+		a = strconv.FormatInt(uid, 10)
+	}
+	if sink != "" {
+		k = Token(sink)
+	}
+	return fmt.Sprintf("%s.%s.dead.%s", s.prefix(), a, k)
+}
+
+// Replay is the subject on which a dead letter's event is handed to its
+// sink again (POST /api/v1/dead-letters/{id}/replay): only that sink's
+// consumer takes it, so the other sinks do not see the event twice.
+func (s Subjects) Replay(uid int64, sink string) string {
+	return fmt.Sprintf("%s.%d.replay.%s", s.prefix(), uid, Token(sink))
+}
+
+// Replays is the filter of the replays meant for sink, of every account.
+func (s Subjects) Replays(sink string) string {
+	return fmt.Sprintf("%s.*.replay.%s", s.prefix(), Token(sink))
+}
+
+// Inbox is the filter of what the team sees happen: messages, recalls,
+// send results, account status and team actions (the team state's input
+// and GET /api/v1/events).
+func (s Subjects) Inbox() []string {
+	p := s.prefix()
+	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account", p + ".*.team.>"}
+}
+
 // All matches every subject of the contract, the outbox's too: what
 // `bilibridge tail` shows. It is no stream's subject list (BILI and
 // BILI_OUTBOX must not overlap).
@@ -82,10 +117,11 @@ func (s Subjects) All() string { return s.prefix() + ".*.>" }
 func (s Subjects) Outbox() string { return s.prefix() + ".*.send.>" }
 
 // Events is the subject filter of every event on BILI except the outbox:
-// messages, recalls, send results, account status and dead letters.
+// messages, recalls, send results, account status, dead letters, team
+// actions and replays.
 func (s Subjects) Events() []string {
 	p := s.prefix()
-	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account", p + ".*.dead.>", p + ".*.team.>"}
+	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account", p + ".*.dead.>", p + ".*.team.>", p + ".*.replay.*"}
 }
 
 // Deliverable is the subject filter of the events sinks receive by
@@ -120,7 +156,7 @@ func (s Subjects) ForType(typ string) string {
 // Route is what a subject names.
 type Route struct {
 	UID         int64
-	Kind        string // msg, recall, sent, send, account, dead
+	Kind        string // msg, recall, sent, send, account, dead, team, replay
 	SessionType int
 	TalkerID    uint64
 }
@@ -158,7 +194,7 @@ func (s Subjects) ParseSubject(subject string) (Route, error) {
 		if len(tok) != 3 {
 			return Route{}, fmt.Errorf("events: subject %q: want 3 tokens", subject)
 		}
-	case "dead":
+	case "dead", "replay":
 		if len(tok) != 4 {
 			return Route{}, fmt.Errorf("events: subject %q: want a sink name", subject)
 		}

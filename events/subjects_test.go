@@ -37,7 +37,11 @@ func TestSubjectBuilders(t *testing.T) {
 		{"custom account", custom.Account(accountUID), "acme.425503913.account"},
 		{"custom dead", custom.Dead(accountUID, "discord"), "acme.425503913.dead.discord"},
 		{"custom outbox", custom.Outbox(), "acme.*.send.>"},
-		{"custom events", strings.Join(custom.Events(), " "), "acme.*.msg.> acme.*.recall.> acme.*.sent.> acme.*.account acme.*.dead.> acme.*.team.>"},
+		{"custom events", strings.Join(custom.Events(), " "), "acme.*.msg.> acme.*.recall.> acme.*.sent.> acme.*.account acme.*.dead.> acme.*.team.> acme.*.replay.*"},
+		{"replay", def.Replay(accountUID, "hooks.example.com"), "bili.425503913.replay.hooks_example_com"},
+		{"dead filter", def.DeadFilter(0, ""), "bili.*.dead.*"},
+		{"dead filter of a sink", def.DeadFilter(accountUID, "hooks.example.com"), "bili.425503913.dead.hooks_example_com"},
+		{"replays", def.Replays("hooks.example.com"), "bili.*.replay.hooks_example_com"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,6 +97,8 @@ func TestParseSubjectRoundTrip(t *testing.T) {
 			{s.Send(1<<63-1, 2, groupID), events.Route{UID: 1<<63 - 1, Kind: "send", SessionType: 2, TalkerID: groupID}},
 			{s.Account(accountUID), events.Route{UID: accountUID, Kind: "account"}},
 			{s.Dead(accountUID, "webhook"), events.Route{UID: accountUID, Kind: "dead"}},
+			{s.Team(accountUID, 1, talkerID), events.Route{UID: accountUID, Kind: "team", SessionType: 1, TalkerID: talkerID}},
+			{s.Replay(accountUID, "webhook"), events.Route{UID: accountUID, Kind: "replay"}},
 		}
 		for _, tc := range tests {
 			t.Run(tc.subject, func(t *testing.T) {

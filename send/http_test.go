@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/bilibridge/bilibridge/api"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/send"
@@ -20,17 +21,18 @@ import (
 
 const apiToken = "s3cret-token"
 
-// apiServer mounts the API at its pattern, as the bridge does.
+// messagesPath is POST /api/v1/messages.
+const messagesPath = "/api/v1/messages"
+
+// apiServer is the bridge's API (package api) over the rig's outbox.
 func (r *sendRig) apiServer(token string, wait time.Duration) *httptest.Server {
 	r.t.Helper()
-	mux := http.NewServeMux()
-	mux.Handle(send.MessagesPattern, send.NewHandler(send.HandlerConfig{
+	ts := httptest.NewServer(api.New(api.Config{
 		Token: token,
 		Outbox: &send.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records,
 			Subjects: r.subjects, Accounts: []int64{sndUID}},
-		Wait: wait,
+		SendWait: wait,
 	}))
-	ts := httptest.NewServer(mux)
 	r.t.Cleanup(ts.Close)
 	return ts
 }
@@ -43,7 +45,7 @@ type apiResponse struct {
 
 func post(t *testing.T, ts *httptest.Server, query, auth, body string) apiResponse {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, ts.URL+send.MessagesPath+query, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, ts.URL+messagesPath+query, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +85,21 @@ func TestAPIAuth(t *testing.T) {
 	}
 }
 
-func TestAPIOffWithoutToken(t *testing.T) {
+// Without API_TOKEN (and without members) nothing is let in, and the
+// answer says how to let someone in.
+func TestAPIClosedWithoutCredentials(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
 	ts := r.apiServer("", time.Second)
 	for _, auth := range []string{"", "Bearer ", "Bearer x"} {
-		if res := post(t, ts, "", auth, `{"session_type":1,"talker_id":"1","text":"hi"}`); res.status != http.StatusNotFound {
-			t.Errorf("Authorization %q: %d, want 404 while API_TOKEN is empty", auth, res.status)
+		res := post(t, ts, "", auth, `{"session_type":1,"talker_id":"1","text":"hi"}`)
+		if res.status != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: %d, want 401 while API_TOKEN is empty", auth, res.status)
 		}
 	}
+	if res := post(t, ts, "", "", `{}`); !strings.Contains(fmt.Sprint(res.body["error"]), "API_TOKEN") {
+		t.Errorf("the answer does not say how to configure access: %v", res.body)
+	}
+	r.outboxEmpty()
 }
 
 func TestAPIValidation(t *testing.T) {
@@ -138,7 +147,7 @@ func TestAPIValidation(t *testing.T) {
 func TestAPIBodyLimit(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
 	ts := r.apiServer(apiToken, time.Second)
-	big := `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", send.MaxAPIBodyBytes) + `"}`
+	big := `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", api.MaxBodyBytes) + `"}`
 	if res := post(t, ts, "", bearer, big); res.status != http.StatusRequestEntityTooLarge || res.body["error"] == nil {
 		t.Errorf("%d %v, want 413", res.status, res.body)
 	}
@@ -148,7 +157,7 @@ func TestAPIBodyLimit(t *testing.T) {
 		_, _ = io.WriteString(pw, big)
 		_ = pw.Close()
 	}()
-	req, _ := http.NewRequest(http.MethodPost, ts.URL+send.MessagesPath, pr)
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+messagesPath, pr)
 	req.Header.Set("Authorization", bearer)
 	resp, err := ts.Client().Do(req)
 	if err != nil {
@@ -242,22 +251,5 @@ func TestAPIIdempotencyKey(t *testing.T) {
 	r.outboxEmpty()
 	if n := len(r.fake.Sent(sndUID)); n != 1 {
 		t.Fatalf("%d messages sent for one idempotency key, want 1", n)
-	}
-}
-
-func TestFailureStatus(t *testing.T) {
-	for _, tc := range []struct {
-		code  int
-		class string
-		want  int
-	}{
-		{21047, "", 422}, {25003, "", 422}, {25005, "", 422}, {700014, "", 422},
-		{21020, "", 429}, {21046, "", 429}, {-352, "", 429},
-		{-101, "", 503}, {21007, "", 400}, {21026, "", 400},
-		{0, "transient", 502}, {-3, "", 502}, {0, "image", 422}, {0, "invalid_command", 400}, {0, "", 422},
-	} {
-		if got := send.FailureStatus(tc.code, tc.class); got != tc.want {
-			t.Errorf("FailureStatus(%d, %q) = %d, want %d", tc.code, tc.class, got, tc.want)
-		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -213,4 +214,68 @@ func (o *Outbox) account(uid int64) (int64, error) {
 		return 0, &ValidationError{Reason: fmt.Sprintf("account_uid %d is not an account this bridge serves", uid)}
 	}
 	return uid, nil
+}
+
+// Command is what is known of a send command: GET /api/v1/messages/{id}.
+type Command struct {
+	CommandID   string `json:"command_id"`
+	AccountUID  int64  `json:"account_uid,string"`
+	SessionType int    `json:"session_type"`
+	TalkerID    uint64 `json:"talker_id,string"`
+	// State is queued (accepted, not yet taken by the sender), sending,
+	// succeeded or failed.
+	State    string   `json:"state"`
+	Attempts int      `json:"attempts"`
+	MsgKey   string   `json:"msg_key,omitempty"`
+	MsgKeys  []string `json:"msg_keys,omitempty"`
+	// ErrorCode is Bilibili's code of a failure (0 when the bridge
+	// refused the command itself); FailureClass sorts it.
+	ErrorCode    int        `json:"error_code,omitempty"`
+	Error        string     `json:"error,omitempty"`
+	FailureClass string     `json:"failure_class,omitempty"`
+	Finished     *time.Time `json:"finished_at,omitempty"`
+}
+
+// ErrNoCommand is a command_id no account of the outbox knows.
+var ErrNoCommand = errors.New("no send command with this id")
+
+// Command looks the command up in the records of account uid, or of every
+// account when uid is 0.
+func (o *Outbox) Command(ctx context.Context, uid int64, commandID string) (*Command, error) {
+	if !ValidCommandID(commandID) {
+		return nil, ErrNoCommand
+	}
+	accounts := o.Accounts
+	if uid != 0 {
+		accounts = []int64{uid}
+	}
+	for _, a := range accounts {
+		rec, _, err := loadRecord(ctx, o.Records, CommandKey(a, commandID))
+		if err != nil {
+			return nil, fmt.Errorf("reading the send command's record: %w", err)
+		}
+		if rec == nil {
+			continue
+		}
+		c := &Command{CommandID: commandID, AccountUID: a, SessionType: rec.SessionType, TalkerID: rec.TalkerID,
+			State: rec.State, Attempts: rec.Attempts, MsgKeys: rec.MsgKeys, FailureClass: rec.FailureClass}
+		if c.State == "" {
+			c.State = cmdQueued
+		}
+		if r := rec.Result; r != nil {
+			if r.MsgKey != 0 {
+				c.MsgKey = strconv.FormatUint(r.MsgKey, 10)
+			}
+			if len(r.MsgKeys) > 0 {
+				c.MsgKeys = r.MsgKeys
+			}
+			c.ErrorCode, c.Error = r.ErrorCode, r.Error
+		}
+		if !rec.Finished.IsZero() {
+			f := rec.Finished
+			c.Finished = &f
+		}
+		return c, nil
+	}
+	return nil, ErrNoCommand
 }

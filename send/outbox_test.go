@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bilibridge/bilibridge/api"
 	"github.com/bilibridge/bilibridge/send"
 )
 
@@ -15,9 +16,9 @@ func TestAPIPicksTheAccount(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
 	const second int64 = 3546
 	outbox := &send.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, Accounts: []int64{sndUID, second}}
-	api := httptest.NewServer(send.NewHandler(send.HandlerConfig{Token: apiToken, Outbox: outbox}))
-	t.Cleanup(api.Close)
-	post := func(body string) int { return post(t, api, "", "Bearer "+apiToken, body).status }
+	srv := httptest.NewServer(api.New(api.Config{Token: apiToken, Outbox: outbox}))
+	t.Cleanup(srv.Close)
+	post := func(body string) int { return post(t, srv, "", "Bearer "+apiToken, body).status }
 	if code := post(`{"session_type":1,"talker_id":"1","text":"x"}`); code != 400 {
 		t.Errorf("no account_uid with two accounts: %d, want 400", code)
 	}
@@ -37,9 +38,9 @@ func TestAPIPicksTheAccount(t *testing.T) {
 
 func TestAPIRefusesHugeInputsCleanly(t *testing.T) {
 	r := newSendRig(t, rigOptions{})
-	api := httptest.NewServer(send.NewHandler(send.HandlerConfig{Token: apiToken, Outbox: &send.Outbox{
+	srv := httptest.NewServer(api.New(api.Config{Token: apiToken, Outbox: &send.Outbox{
 		NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, Accounts: []int64{sndUID}}}))
-	t.Cleanup(api.Close)
+	t.Cleanup(srv.Close)
 	for _, tc := range []struct {
 		name string
 		body string
@@ -50,7 +51,7 @@ func TestAPIRefusesHugeInputsCleanly(t *testing.T) {
 		{"just over the text limit", `{"session_type":1,"talker_id":"1","text":"` + strings.Repeat("a", send.MaxSendTextRunes+1) + `"}`, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, api.URL, strings.NewReader(tc.body))
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+messagesPath, strings.NewReader(tc.body))
 			req.Header.Set("Authorization", "Bearer "+apiToken)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -331,7 +331,7 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) {
 
 	if reason := validateCommand(decodeErr, cmd, route); reason != "" {
 		log.Warn("malformed send command", "reason", reason)
-		st.finishFailed(0, reason, classInvalidCommand)
+		st.finishFailed(0, reason, ClassInvalidCommand)
 		if err := st.save(hctx); err != nil {
 			s.retryLater(ctx, msg, log, "recording the outcome", err)
 			return
@@ -807,10 +807,12 @@ func failureReason(err error) string {
 	return bilibili.Reason(err)
 }
 
-// Failure classes beyond bilibili.Class's names.
+// Failure classes beyond bilibili.Class's names (Outcome.FailureClass).
 const (
-	classInvalidCommand = "invalid_command" // malformed or invalid command
-	classImage          = "image"           // the image could not be used
+	// ClassInvalidCommand is a malformed or invalid command.
+	ClassInvalidCommand = "invalid_command"
+	// ClassImage is an image that could not be used.
+	ClassImage = "image"
 )
 
 // failureClass sorts a failure: a bilibili.Class name, or one of the
@@ -818,7 +820,7 @@ const (
 func failureClass(err error) string {
 	var ie *ImageError
 	if errors.As(err, &ie) {
-		return classImage
+		return ClassImage
 	}
 	var de *downloadError
 	if errors.As(err, &de) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bilibridge/bilibridge/api"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
@@ -116,11 +117,11 @@ func TestIdempotencyKeysAreScopedByAccount(t *testing.T) {
 	const second int64 = 3546
 	r.fake.AddAccount(bilitest.Account{UID: second, Name: "second", SESSDATA: "sess2", BiliJct: "jct2"})
 	outbox := &send.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, Accounts: []int64{sndUID, second}}
-	api := httptest.NewServer(send.NewHandler(send.HandlerConfig{Token: apiToken, Outbox: outbox}))
-	t.Cleanup(api.Close)
+	srv := httptest.NewServer(api.New(api.Config{Token: apiToken, Outbox: outbox}))
+	t.Cleanup(srv.Close)
 	send := func(account int64, text string) int {
 		body := fmt.Sprintf(`{"session_type":1,"talker_id":"%d","text":%q,"idempotency_key":"order-42","account_uid":"%d"}`, sndFriend, text, account)
-		return post(t, api, "", "Bearer "+apiToken, body).status
+		return post(t, srv, "", "Bearer "+apiToken, body).status
 	}
 	if code := send(sndUID, "thanks"); code != http.StatusAccepted {
 		t.Fatalf("first account: %d", code)

@@ -200,6 +200,7 @@ func (d *dispatcher) deliver(u *unit) (done, permanent bool) {
 			d.ep.stopped(w)
 			log.Error("sink disabled until restart")
 			u.fail.Attempts++
+			d.records.clear(d.ctx, u.head(), &u.fail)
 			d.deadLetter(u.held, u.evs, err.Error(), u.fail.Attempts)
 			d.disableSink(err)
 			return false, false
@@ -212,6 +213,8 @@ func (d *dispatcher) deliver(u *unit) (done, permanent bool) {
 			u.fail.Attempts++
 			m.failed.WithLabelValues(d.name).Add(float64(len(u.held)))
 			log.Warn("delivery failed for good; dead-lettering")
+			// A replay of the dead letter starts with a clean slate.
+			d.records.clear(d.ctx, u.head(), &u.fail)
 			return d.deadLetter(u.held, u.evs, err.Error(), u.fail.Attempts), false
 		}
 

@@ -159,6 +159,9 @@ func (r *Runtime) Run(ctx context.Context, sink Sink) error {
 	if f, ok := sink.(Filter); ok {
 		filters = f.Subjects(r.cfg.Subjects)
 	}
+	// A dead letter replayed to this sink (and to no other) comes back
+	// on its own subject.
+	filters = append(slices.Clone(filters), r.cfg.Subjects.Replays(name))
 	cfg := jetstream.ConsumerConfig{
 		Durable:        ConsumerName(name),
 		Description:    "bilibridge sink " + name,

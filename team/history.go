@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/events"
 )
 
@@ -76,17 +75,13 @@ func (p *Projection) historyOf(ctx context.Context, key events.ConversationKey) 
 	p.mu.Unlock()
 
 	s := p.cfg.Subjects
-	cons, err := p.cfg.Stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.Message(key.AccountUID, key.SessionType, key.TalkerID), s.Recall(key.AccountUID, key.SessionType, key.TalkerID)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	filters := []string{s.Message(key.AccountUID, key.SessionType, key.TalkerID), s.Recall(key.AccountUID, key.SessionType, key.TalkerID)}
+	err := bus.Read(ctx, p.cfg.Stream, filters, 1, func(m bus.Stored) error {
+		p.mu.Lock()
+		h.add(m.Seq, m.Event)
+		p.mu.Unlock()
+		return nil
 	})
-	if err == nil {
-		err = p.drain(ctx, cons, func(seq uint64, ev events.Event) {
-			p.mu.Lock()
-			h.add(seq, ev)
-			p.mu.Unlock()
-		})
-	}
 	if err != nil {
 		p.mu.Lock()
 		delete(p.history, key)
@@ -94,36 +89,6 @@ func (p *Projection) historyOf(ctx context.Context, key events.ConversationKey) 
 		return nil, fmt.Errorf("indexing the history of %s: %w", key, err)
 	}
 	return h, nil
-}
-
-// drain feeds fn every message cons has now, stopping at the end.
-func (p *Projection) drain(ctx context.Context, cons jetstream.Consumer, fn func(uint64, events.Event)) error {
-	for {
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return err
-		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			meta, err := msg.Metadata()
-			if err != nil {
-				continue
-			}
-			if ev, err := events.Parse(msg.Data()); err == nil {
-				fn(meta.Sequence.Stream, ev)
-			}
-			if meta.NumPending == 0 {
-				return batch.Error()
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return err
-		}
-		if n == 0 || ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
 }
 
 // page returns up to limit messages of key before the message before (0:

@@ -47,8 +47,9 @@ type ProjectionConfig struct {
 // Event is an applied event with its stream sequence, as subscribers
 // (the HTTP API's event stream) receive it.
 type Event struct {
-	Seq   uint64
-	Event events.Event
+	Subject string
+	Seq     uint64
+	Event   events.Event
 }
 
 // Projection keeps the state of every conversation in memory, applying
@@ -190,9 +191,8 @@ func (p *Projection) load(ctx context.Context) (uint64, error) {
 // consumer (which recreates itself after a gap) until ctx ends or it
 // fails.
 func (p *Projection) consume(ctx context.Context, start uint64) error {
-	s := p.cfg.Subjects
 	cons, err := p.cfg.Stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.ForType(events.TypeMessage), s.ForType(events.TypeRecall), s.ForType(events.TypeSendSucceeded), s.ForType(events.TypeTeamAssigned)},
+		FilterSubjects: p.cfg.Subjects.Inbox(),
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    max(start, 1),
 	})
@@ -264,12 +264,27 @@ func (p *Projection) Ready() bool {
 // the consumer call it, in stream order.
 func (p *Projection) Apply(subject string, seq uint64, ev events.Event) {
 	route, err := p.cfg.Subjects.ParseSubject(subject)
-	if err != nil || route.TalkerID == 0 {
-		p.advance(seq)
-		return
-	}
-	key := events.ConversationKey{AccountUID: route.UID, SessionType: route.SessionType, TalkerID: route.TalkerID}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil && route.TalkerID != 0 {
+		p.applyLocked(events.ConversationKey{AccountUID: route.UID, SessionType: route.SessionType, TalkerID: route.TalkerID}, seq, ev)
+	}
+	p.advanceLocked(seq)
+	for s := range p.subs {
+		select {
+		case s <- Event{Subject: subject, Seq: seq, Event: ev}:
+		default:
+			// A subscriber that does not keep up is dropped rather than
+			// left with a gap it cannot see: its channel closes, and it
+			// resumes from the stream after the last sequence it had.
+			close(s)
+			delete(p.subs, s)
+		}
+	}
+}
+
+// applyLocked applies a conversation's event.
+func (p *Projection) applyLocked(key events.ConversationKey, seq uint64, ev events.Event) {
 	c, ok := p.convs[key]
 	if !ok {
 		// A team action or a send result may come before any message of
@@ -285,20 +300,6 @@ func (p *Projection) Apply(subject string, seq uint64, ev events.Event) {
 		}
 		if h := p.history[key]; h != nil {
 			h.add(seq, ev)
-		}
-	}
-	p.advanceLocked(seq)
-	subs := make([]chan Event, 0, len(p.subs))
-	for s := range p.subs {
-		subs = append(subs, s)
-	}
-	p.mu.Unlock()
-	for _, s := range subs {
-		select {
-		case s <- Event{Seq: seq, Event: ev}:
-		default:
-			// A subscriber that does not keep up loses this event; it
-			// resumes from the stream by sequence (Last-Event-ID).
 		}
 	}
 }
@@ -355,7 +356,7 @@ func (p *Projection) Get(key events.ConversationKey) (*Conversation, bool) {
 
 // Subscribe returns a channel of every event applied from now on, and the
 // function that ends the subscription. A subscriber that falls more than
-// buffer events behind loses events (see Apply).
+// buffer events behind is dropped: its channel is closed (see Apply).
 func (p *Projection) Subscribe(buffer int) (<-chan Event, func()) {
 	ch := make(chan Event, buffer)
 	p.mu.Lock()
@@ -363,7 +364,10 @@ func (p *Projection) Subscribe(buffer int) (<-chan Event, func()) {
 	p.mu.Unlock()
 	return ch, func() {
 		p.mu.Lock()
-		delete(p.subs, ch)
+		if _, ok := p.subs[ch]; ok {
+			delete(p.subs, ch)
+			close(ch)
+		}
 		p.mu.Unlock()
 	}
 }

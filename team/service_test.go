@@ -9,19 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/team"
+	"github.com/bilibridge/bilibridge/team/teamtest"
 )
 
 const (
-	uid    int64  = 425503913
-	talker uint64 = 293793435
+	uid    = teamtest.UID
+	talker = teamtest.Talker
 )
 
 var (
-	conv = events.ConversationKey{AccountUID: uid, SessionType: 1, TalkerID: talker}
+	conv = teamtest.Conv
 	ana  = events.Actor{Member: "ana"}
 )
 
@@ -38,76 +38,22 @@ func (d directory) Get(_ context.Context, name string) (*team.Member, error) {
 func (d directory) ByTelegram(context.Context, int64) (*team.Member, bool) { return nil, false }
 func (d directory) ByDiscord(context.Context, string) (*team.Member, bool) { return nil, false }
 
-// rig is a bridge's team state on a real JetStream: one "process".
-type rig struct {
-	t     *testing.T
-	store *bus.Store
-	pub   *bus.Publisher
-	now   func() time.Time
-	key   uint64
-	mu    sync.Mutex
+type rig struct{ *teamtest.Rig }
+
+func newRig(t *testing.T) rig { return rig{teamtest.New(t)} }
+
+func (r rig) process(backfill team.Backfill) (*team.Projection, *team.Service) {
+	r.T.Helper()
+	p := r.Process(teamtest.Options{Backfill: backfill, Members: directory{"ana": {Name: "ana"}, "bo": {Name: "bo"}}})
+	return p.Projection, p.Service
 }
 
-func newRig(t *testing.T) *rig {
-	t.Helper()
-	conn := bustest.StartServer(t).Connect(t)
-	return &rig{t: t, store: bustest.Provision(t, conn, time.Second), pub: &bus.Publisher{JS: conn.JS}, now: time.Now, key: 7354295169819585000}
+func (r rig) message(direction, text string) uint64 {
+	r.T.Helper()
+	return r.Message(conv, direction, text)
 }
 
-// process starts a projection and a service on the rig, as a bridge
-// process does; it stops when the test ends.
-func (r *rig) process(backfill team.Backfill) (*team.Projection, *team.Service) {
-	r.t.Helper()
-	p := team.NewProjection(team.ProjectionConfig{
-		Stream: r.store.Events, KV: r.store.Conversations, Publisher: r.pub,
-		Leases: r.store.Leases, LeaseTTL: time.Second, SaveEvery: 50 * time.Millisecond,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = p.Run(ctx) }()
-	r.t.Cleanup(func() { cancel(); <-done })
-	s := team.NewService(team.ServiceConfig{
-		Projection: p, Publisher: r.pub, Backfill: backfill,
-		Members: directory{"ana": {Name: "ana"}, "bo": {Name: "bo"}},
-	})
-	bustest.Eventually(r.t, "the projection up to date", p.Ready)
-	return p, s
-}
-
-// message publishes a message in the conversation, incoming or outgoing,
-// and returns its msg_key.
-func (r *rig) message(direction, text string) uint64 {
-	r.t.Helper()
-	r.mu.Lock()
-	r.key++
-	key := r.key
-	r.mu.Unlock()
-	at := time.Now().UTC()
-	ev, err := events.New(uid, events.TypeMessage, events.MessageID(uid, key), conv.Subject(), at, events.MessageData{
-		AccountUID:   uid,
-		Conversation: events.Conversation{SessionType: 1, TalkerID: talker, Kind: "user", Name: "社会易姐QwQ"},
-		Message: events.Message{MsgKey: key, Seqno: key % 1_000_000, Direction: direction, SenderUID: int64(talker),
-			Timestamp: at, MsgType: 1, Kind: events.KindText, Text: text, Status: events.StatusNormal},
-	})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.pub.Publish(context.Background(), events.Subjects{}.Message(uid, 1, talker), ev); err != nil {
-		r.t.Fatal(err)
-	}
-	return key
-}
-
-// teamEvents are the team events on the stream, in order.
-func (r *rig) teamEvents() []events.Event {
-	var out []events.Event
-	for _, m := range bustest.StreamEvents(r.t, r.store.Events) {
-		if m.Subject == (events.Subjects{}).Team(uid, 1, talker) {
-			out = append(out, m.Event)
-		}
-	}
-	return out
-}
+func (r rig) teamEvents() []events.Event { r.T.Helper(); return r.TeamEvents(conv) }
 
 func get(t *testing.T, s *team.Service) *team.Conversation {
 	t.Helper()
@@ -199,7 +145,7 @@ func TestNotesStayInTheTeam(t *testing.T) {
 	if err != nil || len(c.Notes) != 1 || c.Notes[0].Text != "asked the shop; waiting" || c.Notes[0].By.Member != "ana" {
 		t.Fatalf("AddNote: %+v %v", c, err)
 	}
-	info, err := r.store.Outbox.Info(context.Background())
+	info, err := r.Store.Outbox.Info(context.Background())
 	if err != nil || info.State.Msgs != 0 {
 		t.Fatalf("the outbox holds %d commands (%v): a note must never be sent", info.State.Msgs, err)
 	}
@@ -260,13 +206,13 @@ func TestStateSharedAndRebuilt(t *testing.T) {
 	}
 	// The state was saved; lose the bucket, start afresh: rebuilt.
 	bustest.Eventually(t, "the state saved", func() bool {
-		_, err := r.store.Conversations.Get(context.Background(), conv.String())
+		_, err := r.Store.Conversations.Get(context.Background(), conv.String())
 		return err == nil
 	})
-	if err := r.store.Conversations.Purge(context.Background(), conv.String()); err != nil {
+	if err := r.Store.Conversations.Purge(context.Background(), conv.String()); err != nil {
 		t.Fatal(err)
 	}
-	_ = r.store.Conversations.Purge(context.Background(), "checkpoint")
+	_ = r.Store.Conversations.Purge(context.Background(), "checkpoint")
 	_, s3 := r.process(nil)
 	c = get(t, s3)
 	if c.Assignee == nil || *c.Assignee != "bo" || len(c.Notes) != 1 || c.Unread != 1 || c.Name != "社会易姐QwQ" {
@@ -287,7 +233,7 @@ func TestList(t *testing.T) {
 			Message: events.Message{MsgKey: uint64(1000 + i), Direction: events.DirectionIn, Timestamp: time.Now().Add(time.Duration(i) * time.Second),
 				Kind: events.KindText, Text: fmt.Sprint("question ", i)},
 		})
-		if err := r.pub.Publish(ctx, events.Subjects{}.Message(uid, 1, k.TalkerID), ev); err != nil {
+		if err := r.Pub.Publish(ctx, events.Subjects{}.Message(uid, 1, k.TalkerID), ev); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,176 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bilibridge/bilibridge/bus"
+	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/team"
+)
+
+// events is GET /api/v1/events: server-sent events of what the team sees
+// happen (messages, recalls, send results, account status, team
+// actions), each with id: its stream sequence, event: its CloudEvents
+// type and data: the CloudEvent JSON.
+//
+// A client that reconnects with Last-Event-ID (or ?last_event_id=) gets
+// what it missed from the stream first, then the live events, without
+// a gap or a repeat. ?account= and ?types= (a comma-separated list of
+// CloudEvents types) narrow the stream.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var account int64
+	if v := q.Get("account"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			writeError(w, http.StatusBadRequest, codeBadRequest, "account must be an account's uid")
+			return
+		}
+		account = n
+	}
+	types := map[string]bool{}
+	if v := q.Get("types"); v != "" {
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			if s.cfg.Subjects.ForType(t) == "" || t == events.TypeDeadLetter {
+				writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("types: %q is not a type of this stream", t))
+				return
+			}
+			types[t] = true
+		}
+	}
+	var last uint64
+	resume := r.Header.Get("Last-Event-ID")
+	if resume == "" {
+		resume = q.Get("last_event_id")
+	}
+	if resume != "" {
+		n, err := strconv.ParseUint(resume, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, codeBadRequest, "Last-Event-ID must be the id of an event this stream sent")
+			return
+		}
+		last = n
+	}
+	wanted := func(subject string, ev events.Event) bool {
+		if len(types) > 0 && !types[ev.Type] {
+			return false
+		}
+		if account != 0 {
+			route, err := s.cfg.Subjects.ParseSubject(subject)
+			return err == nil && route.UID == account
+		}
+		return true
+	}
+
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass events on at once
+	w.WriteHeader(http.StatusOK)
+	out := &sseWriter{w: bufio.NewWriter(w), rc: rc}
+	// The first line tells EventSource how soon to reconnect.
+	if out.write("retry: 2000\n\n") != nil {
+		return
+	}
+	if resume == "" {
+		// A new client starts from now.
+		last = s.cfg.Projection.Applied()
+	}
+	s.stream(r.Context(), out, last, wanted)
+}
+
+// stream sends the events after sequence last, then live ones, until the
+// client goes or the server stops. A client too slow for the live
+// events falls back to reading the stream, where it left off.
+func (s *Server) stream(ctx context.Context, out *sseWriter, last uint64, wanted func(string, events.Event) bool) {
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	for ctx.Err() == nil {
+		// Subscribe first, then read what the stream has: nothing falls
+		// between the two (what both have is skipped by sequence).
+		live, stop := s.cfg.Projection.Subscribe(s.cfg.EventBuffer)
+		if s.cfg.Projection.Applied() > last {
+			err := bus.Read(ctx, s.cfg.Stream, s.cfg.Subjects.Inbox(), last+1, func(m bus.Stored) error {
+				if wanted(m.Subject, m.Event) {
+					if err := out.event(m.Seq, m.Event); err != nil {
+						return err
+					}
+				}
+				last = m.Seq
+				return nil
+			})
+			if err != nil {
+				stop()
+				return
+			}
+		}
+		if !s.relay(ctx, out, live, heartbeat.C, &last, wanted) {
+			stop()
+			return
+		}
+		stop()
+	}
+}
+
+// relay sends live events until the subscription is dropped (true: read
+// the stream again) or the client or server goes (false).
+func (s *Server) relay(ctx context.Context, out *sseWriter, live <-chan team.Event, beat <-chan time.Time, last *uint64, wanted func(string, events.Event) bool) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-beat:
+			if out.write(": keep-alive\n\n") != nil {
+				return false
+			}
+		case e, ok := <-live:
+			if !ok {
+				return true
+			}
+			if e.Seq <= *last {
+				continue
+			}
+			if wanted(e.Subject, e.Event) {
+				if out.event(e.Seq, e.Event) != nil {
+					return false
+				}
+			}
+			*last = e.Seq
+		}
+	}
+}
+
+// sseWriter writes server-sent events, each flushed at once and each
+// with its own write deadline (the server's WriteTimeout would otherwise
+// end every stream after a minute).
+type sseWriter struct {
+	w  *bufio.Writer
+	rc *http.ResponseController
+}
+
+func (o *sseWriter) event(seq uint64, ev events.Event) error {
+	data, err := ev.Marshal()
+	if err != nil {
+		return nil // not sendable; the next one is
+	}
+	return o.write(fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", seq, ev.Type, data))
+}
+
+func (o *sseWriter) write(s string) error {
+	_ = o.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := o.w.WriteString(s); err != nil {
+		return err
+	}
+	if err := o.w.Flush(); err != nil {
+		return err
+	}
+	return o.rc.Flush()
+}
