@@ -42,6 +42,7 @@ Usage:
   bilibridge bench [flags]      measure the whole pipeline against the fake (docs/benchmarks.md)
   bilibridge send --to ID [--group] --text "…" | --image URL [--wait]
                                 send a DM through a running bridge's outbox
+  bilibridge member …           the team: add, list, remove, password, token (member -h)
   bilibridge version            print the version
   bilibridge help               this text
 
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return benchCmd(ctx, args, stdout, stderr)
 	case "send":
 		return sendCommand(ctx, args, stdout, stderr)
+	case "member":
+		return memberCommand(ctx, args, os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "bilibridge", buildVersion())
 		return nil
