@@ -26,12 +26,12 @@ type rig struct {
 	*teamtest.Rig
 	proc teamtest.Process
 	srv  *httptest.Server
+	// anaToken is the personal token of member ana.
+	anaToken string
 }
 
 type options struct {
-	members     api.Members
 	eventBuffer int
-	dir         team.MemberDirectory
 	backfill    team.Backfill
 }
 
@@ -39,10 +39,11 @@ func newRig(t *testing.T, o options) *rig {
 	t.Helper()
 	tr := teamtest.New(t)
 	r := &rig{Rig: tr}
-	r.proc = tr.Process(teamtest.Options{Members: o.dir, Backfill: o.backfill})
+	r.anaToken = tr.AddMember("ana", team.RoleAgent)
+	r.proc = tr.Process(teamtest.Options{Backfill: o.backfill})
 	s := api.New(api.Config{
 		Token:       serviceToken,
-		Members:     o.members,
+		Members:     tr.Members,
 		Outbox:      &send.Outbox{NC: tr.Conn.NC, JS: tr.Conn.JS, Records: tr.Store.Records, Accounts: []int64{teamtest.UID}},
 		Team:        r.proc.Service,
 		Projection:  r.proc.Projection,
@@ -153,7 +154,7 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 // noted, done, then reopened by a new DM; every answer is the state the
 // action left.
 func TestConversationThroughTheAPI(t *testing.T) {
-	r := newRig(t, options{dir: directory{"ana": {Name: "ana"}}})
+	r := newRig(t, options{})
 	r.Message(teamtest.Conv, events.DirectionIn, "hello")
 	r.waitConversation(teamtest.Conv)
 
@@ -221,7 +222,7 @@ func TestConversationThroughTheAPI(t *testing.T) {
 // Bad input gets a 4xx JSON error that says what is wrong, and changes
 // nothing.
 func TestBadInputChangesNothing(t *testing.T) {
-	r := newRig(t, options{dir: directory{"ana": {Name: "ana"}}})
+	r := newRig(t, options{})
 	r.Message(teamtest.Conv, events.DirectionIn, "hello")
 	r.waitConversation(teamtest.Conv)
 	unknown := events.ConversationKey{AccountUID: teamtest.UID, SessionType: 1, TalkerID: 42}
@@ -354,16 +355,51 @@ func TestCommandState(t *testing.T) {
 	}
 }
 
-// directory is a team without passwords or tokens, for tests that only
-// need names.
-type directory map[string]*team.Member
+// A member's token acts as the member: "me" is them, what they do is
+// theirs in the audit trail; once revoked, the same token is refused at
+// the next request and changes nothing.
+func TestMemberToken(t *testing.T) {
+	r := newRig(t, options{})
+	r.Message(teamtest.Conv, events.DirectionIn, "hello")
+	r.waitConversation(teamtest.Conv)
 
-func (d directory) Get(_ context.Context, name string) (*team.Member, error) {
-	if m, ok := d[name]; ok {
-		return m, nil
+	if res := r.do("GET", "/api/v1/me", r.anaToken, ""); res.status != 200 || res.body["member"] != "ana" || res.body["role"] != "agent" {
+		t.Fatalf("me: %d %s", res.status, res.raw)
 	}
-	return nil, team.ErrNoMember
-}
+	if res := r.do("POST", convPath(teamtest.Conv, "/assign"), r.anaToken, `{"assignee":"me"}`); res.status != 200 || res.body["assignee"] != "ana" {
+		t.Fatalf("assign me: %d %s", res.status, res.raw)
+	}
+	mine := r.do("GET", "/api/v1/conversations?assignee=me", r.anaToken, "")
+	if l, _ := mine.body["conversations"].([]any); len(l) != 1 {
+		t.Fatalf("assignee=me: %s", mine.raw)
+	}
+	res := r.do("POST", convPath(teamtest.Conv, "/notes"), r.anaToken, `{"text":"called them back"}`)
+	if res.status != 201 {
+		t.Fatalf("note: %d %s", res.status, res.raw)
+	}
+	evs := r.TeamEvents(teamtest.Conv)
+	var note events.NoteData
+	if len(evs) != 2 || evs[1].DecodeData(&note) != nil || note.By.Member != "ana" || note.Note.By.Member != "ana" {
+		t.Fatalf("the note's author in the audit trail: %+v", note)
+	}
 
-func (d directory) ByTelegram(context.Context, int64) (*team.Member, bool) { return nil, false }
-func (d directory) ByDiscord(context.Context, string) (*team.Member, bool) { return nil, false }
+	if err := r.Members.RevokeTokens(context.Background(), "ana"); err != nil {
+		t.Fatal(err)
+	}
+	res = r.do("POST", convPath(teamtest.Conv, "/status"), r.anaToken, `{"status":"done"}`)
+	if res.status != 401 || res.body["code"] != "unauthorized" {
+		t.Fatalf("a revoked token: %d %s, want 401", res.status, res.raw)
+	}
+	if got := r.do("GET", convPath(teamtest.Conv, ""), serviceToken, ""); got.body["status"] != "open" || len(r.TeamEvents(teamtest.Conv)) != 2 {
+		t.Errorf("a revoked token changed the conversation: %s", got.raw)
+	}
+	// A send by a member says who sent it.
+	res = r.do("POST", "/api/v1/messages", r.AddMember("bo", team.RoleAdmin), `{"session_type":1,"talker_id":"293793435","text":"hi"}`)
+	if res.status != 202 {
+		t.Fatalf("send: %d %s", res.status, res.raw)
+	}
+	msg, err := r.Store.Outbox.GetLastMsgForSubject(context.Background(), "bili.425503913.send.1.293793435")
+	if err != nil || !strings.Contains(string(msg.Data), `"origin":{"platform":"api","user":"bo"}`) {
+		t.Errorf("the command does not name its sender: %v %s", err, msg.Data)
+	}
+}

@@ -16,7 +16,7 @@ import (
 type Identity struct {
 	Actor events.Actor
 	// Role is the member's role (admin, agent); empty for the service.
-	Role string
+	Role team.Role
 }
 
 // ErrForbidden is an Authenticator's answer to a request that carries a

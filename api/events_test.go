@@ -106,7 +106,7 @@ func (s *sse) next() sseEvent {
 // with Last-Event-ID gets what it missed, once, in order, then the live
 // ones.
 func TestEventStreamResumes(t *testing.T) {
-	r := newRig(t, options{dir: directory{"ana": {Name: "ana"}}})
+	r := newRig(t, options{})
 	s := r.listen("", "")
 	k1 := r.Message(teamtest.Conv, events.DirectionIn, "first")
 	e := s.next()
@@ -142,7 +142,7 @@ func TestEventStreamResumes(t *testing.T) {
 
 // ?types= narrows the stream.
 func TestEventStreamTypes(t *testing.T) {
-	r := newRig(t, options{dir: directory{"ana": {Name: "ana"}}})
+	r := newRig(t, options{})
 	r.Message(teamtest.Conv, events.DirectionIn, "hello")
 	r.waitConversation(teamtest.Conv)
 	s := r.listen("?types="+events.TypeTeamNote, "")

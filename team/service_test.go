@@ -25,26 +25,18 @@ var (
 	ana  = events.Actor{Member: "ana"}
 )
 
-// directory is the team of the tests.
-type directory map[string]*team.Member
-
-func (d directory) Get(_ context.Context, name string) (*team.Member, error) {
-	if m, ok := d[name]; ok {
-		return m, nil
-	}
-	return nil, team.ErrNoMember
-}
-
-func (d directory) ByTelegram(context.Context, int64) (*team.Member, bool) { return nil, false }
-func (d directory) ByDiscord(context.Context, string) (*team.Member, bool) { return nil, false }
-
 type rig struct{ *teamtest.Rig }
 
-func newRig(t *testing.T) rig { return rig{teamtest.New(t)} }
+func newRig(t *testing.T) rig {
+	r := rig{teamtest.New(t)}
+	r.AddMember("ana", team.RoleAgent)
+	r.AddMember("bo", team.RoleAgent)
+	return r
+}
 
 func (r rig) process(backfill team.Backfill) (*team.Projection, *team.Service) {
 	r.T.Helper()
-	p := r.Process(teamtest.Options{Backfill: backfill, Members: directory{"ana": {Name: "ana"}, "bo": {Name: "bo"}}})
+	p := r.Process(teamtest.Options{Backfill: backfill})
 	return p.Projection, p.Service
 }
 

@@ -32,6 +32,8 @@ type Rig struct {
 	Conn  *bus.Conn
 	Store *bus.Store
 	Pub   *bus.Publisher
+	// Members is the team, in the rig's bucket.
+	Members *team.Members
 
 	mu  sync.Mutex
 	key uint64
@@ -41,7 +43,23 @@ type Rig struct {
 func New(t testing.TB) *Rig {
 	t.Helper()
 	conn := bustest.StartServer(t).Connect(t)
-	return &Rig{T: t, Conn: conn, Store: bustest.Provision(t, conn, time.Second), Pub: &bus.Publisher{JS: conn.JS}, key: 7354295169819585000}
+	st := bustest.Provision(t, conn, time.Second)
+	return &Rig{T: t, Conn: conn, Store: st, Pub: &bus.Publisher{JS: conn.JS}, Members: team.NewMembers(st.Team), key: 7354295169819585000}
+}
+
+// AddMember adds a member (role agent unless given) and returns a personal
+// token of theirs.
+func (r *Rig) AddMember(name string, role team.Role) string {
+	r.T.Helper()
+	ctx := context.Background()
+	if err := r.Members.Add(ctx, team.Member{Name: name, Role: role}, team.GeneratePassword()); err != nil {
+		r.T.Fatal(err)
+	}
+	tok, err := r.Members.NewToken(ctx, name)
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	return tok
 }
 
 // Process is the team state of one bridge process.
@@ -52,6 +70,7 @@ type Process struct {
 
 // Options are a process's optional parts.
 type Options struct {
+	// Members is the team the service knows; default the rig's.
 	Members  team.MemberDirectory
 	Backfill team.Backfill
 	Acker    team.Acker
@@ -62,6 +81,9 @@ type Options struct {
 // waits until the projection caught up; it stops when the test ends.
 func (r *Rig) Process(o Options) Process {
 	r.T.Helper()
+	if o.Members == nil {
+		o.Members = r.Members
+	}
 	p := team.NewProjection(team.ProjectionConfig{
 		Stream: r.Store.Events, KV: r.Store.Conversations, Publisher: r.Pub,
 		Leases: r.Store.Leases, LeaseTTL: time.Second, SaveEvery: 50 * time.Millisecond, Now: o.Now,
