@@ -375,7 +375,7 @@ func (s *Sink) markNoted(ctx context.Context, key string) error {
 
 // unmarkNoted takes back markNoted for a note the team did not take.
 func (s *Sink) unmarkNoted(ctx context.Context, key string) {
-	if _, err := s.consumeNoted(ctx, key); err != nil {
+	if err := s.consumeNoted(ctx, key); err != nil {
 		s.log.Warn("could not drop the record of a note that failed", "err", err)
 	}
 }
@@ -394,23 +394,22 @@ func (s *Sink) takeNoted(ctx context.Context, eventID, key string) (bool, error)
 	if err := s.saveJSON(ctx, s.cfg.Records, s.msgKey(eventID), postedRecord{Done: true}); err != nil {
 		return false, fmt.Errorf("telegram: recording a note: %w", err)
 	}
-	if _, err := s.consumeNoted(ctx, key); err != nil {
+	if err := s.consumeNoted(ctx, key); err != nil {
 		s.log.Warn("could not count down the record of a note typed here", "err", err)
 	}
 	s.log.Debug("not posting a note typed in this chat", "event", eventID)
 	return true, nil
 }
 
-// consumeNoted counts one note of key down; found is false when there
-// was none.
-func (s *Sink) consumeNoted(ctx context.Context, key string) (found bool, err error) {
+// consumeNoted counts one note of key down.
+func (s *Sink) consumeNoted(ctx context.Context, key string) error {
 	for range 5 {
 		e, err := s.cfg.Records.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return false, nil
+			return nil
 		}
 		if err != nil {
-			return false, err
+			return err
 		}
 		n, _ := strconv.Atoi(string(e.Value()))
 		if n <= 1 {
@@ -418,14 +417,11 @@ func (s *Sink) consumeNoted(ctx context.Context, key string) (found bool, err er
 		} else {
 			_, err = s.cfg.Records.Update(ctx, key, []byte(strconv.Itoa(n-1)), e.Revision())
 		}
-		if err == nil {
-			return true, nil
-		}
-		if !revisionConflict(err) {
-			return false, err
+		if err == nil || !revisionConflict(err) {
+			return err
 		}
 	}
-	return false, errors.New("too much contention")
+	return errors.New("too much contention")
 }
 
 // revisionConflict: another writer changed the key since it was read.
