@@ -45,7 +45,7 @@ func TestNameAndSubjects(t *testing.T) {
 	if s.Name() != "discord-"+e.channel {
 		t.Errorf("Name = %q", s.Name())
 	}
-	want := []string{"bili.*.msg.>", "bili.*.recall.>", "bili.*.sent.>", "bili.*.account"}
+	want := []string{"bili.*.msg.>", "bili.*.recall.>", "bili.*.sent.>", "bili.*.account", "bili.*.team.>"}
 	if got := s.Subjects(events.Subjects{}); !slices.Equal(got, want) {
 		t.Errorf("Subjects = %q, want %q", got, want)
 	}

@@ -57,7 +57,31 @@ func (s *Sink) Deliver(ctx context.Context, ev events.Event) error {
 			return sinks.Permanent(err)
 		}
 		return s.deliverStatus(ctx, &d)
+	case events.TypeTeamAssigned:
+		var d events.AssignedData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.deliverTeamState(ctx, d.TeamBase, func(r *threadRec) {
+			r.Assignee = ""
+			if d.Assignee != nil {
+				r.Assignee = *d.Assignee
+			}
+		})
+	case events.TypeTeamStatus:
+		var d events.StatusData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.deliverTeamState(ctx, d.TeamBase, func(r *threadRec) { r.Status = d.Status })
+	case events.TypeTeamNote:
+		var d events.NoteData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.deliverNote(ctx, ev.ID, &d)
 	}
+	// team.read and anything newer: nothing to show.
 	return nil
 }
 
@@ -233,13 +257,21 @@ func (s *Sink) unarchive(ctx context.Context, thread string) error {
 	return nil
 }
 
-// dropThread forgets a deleted thread.
+// dropThread forgets a deleted thread. The team state recorded with it
+// stays, for the thread made next.
 func (s *Sink) dropThread(ctx context.Context, conv conversation, thread string) {
 	s.mu.Lock()
 	delete(s.threads, s.threadKey(conv))
 	delete(s.convs, thread)
 	s.mu.Unlock()
-	s.forget(ctx, s.threadKey(conv))
+	var rec threadRec
+	if found, err := s.load(ctx, s.state, s.threadKey(conv), &rec); err == nil && found && rec.hasTeamState() {
+		if err := s.store(ctx, s.state, s.threadKey(conv), &threadRec{Assignee: rec.Assignee, Status: rec.Status}); err != nil {
+			s.log.Warn("discord: keeping the team state of a deleted thread", "err", err)
+		}
+	} else {
+		s.forget(ctx, s.threadKey(conv))
+	}
 	s.forget(ctx, s.convKey(thread))
 }
 
@@ -265,8 +297,9 @@ func (s *Sink) parentChannel(ctx context.Context) (*discordgo.Channel, error) {
 }
 
 // threadName is "name · uid" (with "→ account" when the bridge serves
-// several accounts), at most 100 characters.
-func threadName(conv conversation, multiAccount bool) string {
+// several accounts), marked with the team state (see teamPrefix), at
+// most 100 characters; the talker's id is kept whole.
+func threadName(conv conversation, multiAccount bool, assignee, status string) string {
 	suffix := " · " + strconv.FormatUint(conv.TalkerID, 10)
 	if multiAccount {
 		suffix += " → " + strconv.FormatInt(conv.AccountUID, 10)
@@ -275,17 +308,23 @@ func threadName(conv conversation, multiAccount bool) string {
 	if name == "" {
 		name = "Bilibili"
 	}
-	return truncate(name, maxThreadName-len([]rune(suffix))) + suffix
+	prefix := teamPrefix(assignee, status)
+	return prefix + truncate(name, maxThreadName-len([]rune(prefix))-len([]rune(suffix))) + suffix
 }
 
-// createThread starts a thread (a post, in a forum) for a conversation
-// and records it both ways.
+// createThread starts a thread (a post, in a forum) for a conversation,
+// named with the team state recorded for it, and records it both ways.
 func (s *Sink) createThread(ctx context.Context, conv conversation) (string, error) {
 	parent, err := s.parentChannel(ctx)
 	if err != nil {
 		return "", err
 	}
-	name := threadName(conv, s.cfg.MultiAccount)
+	key := s.threadKey(conv)
+	var rec threadRec
+	if _, err := s.load(ctx, s.state, key, &rec); err != nil {
+		return "", err
+	}
+	name := threadName(conv, s.cfg.MultiAccount, rec.Assignee, rec.Status)
 	var ch *discordgo.Channel
 	if parent.Type == discordgo.ChannelTypeGuildForum {
 		ch, err = s.dg.ForumThreadStartComplex(s.channel,
@@ -302,11 +341,11 @@ func (s *Sink) createThread(ctx context.Context, conv conversation) (string, err
 	if err != nil {
 		return "", s.classify("creating a conversation thread", err)
 	}
-	key := s.threadKey(conv)
 	if err := s.store(ctx, s.state, s.convKey(ch.ID), &conv); err != nil {
 		return "", err
 	}
-	if err := s.store(ctx, s.state, key, &threadRec{ThreadID: ch.ID}); err != nil {
+	rec.ThreadID, rec.Name = ch.ID, name
+	if err := s.store(ctx, s.state, key, &rec); err != nil {
 		return "", err
 	}
 	s.remember(key, ch.ID, conv)
@@ -320,7 +359,7 @@ func header(conv conversation) string {
 	if conv.SessionType == 2 {
 		kind = "fan group"
 	}
-	return truncate(fmt.Sprintf("Bilibili conversation with %s (%s %d). Replies typed here by allowed members are sent to Bilibili; start a message with // for an internal note.",
+	return truncate(fmt.Sprintf("Bilibili conversation with %s (%s %d). Replies typed here by allowed members are sent to Bilibili; start a message with // for a remark that is not sent; /help lists the commands.",
 		escapeMarkdown(conv.Name), kind, conv.TalkerID), maxContent)
 }
 

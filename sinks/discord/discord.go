@@ -15,8 +15,18 @@
 // send command; what Discord posts for an action there (the thread
 // renamed, a pin…) is ignored. Its outcome comes back as a send.succeeded event (a ✅
 // reaction) or a send.failed event (a reply with the reason). Text
-// commands typed in a thread: "/status" and "/read". A message starting
-// with "//" is an internal note and is not sent.
+// commands typed in a thread: "/status", "/read" and "/help". A message
+// starting with "//" is a remark for the thread only and is not sent.
+//
+// The team inbox (Config.Team): members linked to a Discord account may
+// reply too, and type team commands (/claim, /assign, /done, /snooze,
+// /note…) in a conversation's thread. Team events, wherever the action
+// was taken, show on the thread: its name carries the assignee and a done
+// or snoozed mark ("✅ [ana] name · uid"), a done conversation's thread
+// is archived, and notes made elsewhere are posted, marked as internal.
+// Discord allows about two renames of a thread in ten minutes: the thread
+// is renamed only when its name changes, and a 429 goes back to the
+// runtime, which waits.
 //
 // Rate limits: discordgo never sleeps on a 429 here (its retry is off and
 // every request carries the caller's context); the 429 comes back to the
@@ -95,6 +105,15 @@ type Config struct {
 	// MultiAccount names the account in thread names: set it when the
 	// bridge serves more than one.
 	MultiAccount bool
+	// Team is the team inbox: team commands typed in a thread act through
+	// it, and members linked to a Discord account may reply and use
+	// commands without being in AllowedUsers or AllowedRoles. nil: team
+	// commands answer that the team inbox is off.
+	Team Team
+	// Location dates "/snooze tomorrow" (9:00 there); default time.Local.
+	Location *time.Location
+	// Now is the clock snoozes are dated from; default time.Now.
+	Now func() time.Time
 	// HTTPClient sends REST requests; nil means a client with a 20s
 	// timeout. Its Transport is wrapped, never changed.
 	HTTPClient *http.Client
@@ -158,6 +177,12 @@ func New(cfg Config) (*Sink, error) {
 		users: users, roles: roles, redact: redact.New(cfg.Token),
 		threads: map[string]string{}, convs: map[string]*conversation{}, convMu: map[string]*sync.Mutex{},
 	}
+	if s.cfg.Location == nil {
+		s.cfg.Location = time.Local
+	}
+	if s.cfg.Now == nil {
+		s.cfg.Now = time.Now
+	}
 	s.log = cfg.Logger
 	if s.log == nil {
 		s.log = slog.Default()
@@ -216,8 +241,12 @@ func idSet(what string, ids []string) (map[string]bool, error) {
 // Name is "discord-<channel id>".
 func (s *Sink) Name() string { return s.name }
 
-// Subjects: messages, recalls, send results and account status.
-func (s *Sink) Subjects(sub events.Subjects) []string { return sub.Deliverable() }
+// Subjects: messages, recalls, send results, account status, and team
+// actions (shown on the threads, whether or not Config.Team is set: the
+// browser and the API change the team state too).
+func (s *Sink) Subjects(sub events.Subjects) []string {
+	return append(sub.Deliverable(), sub.ForType(events.TypeTeamAssigned))
+}
 
 // transport rewrites requests to the configured API host and clamps the
 // rate-limit headers discordgo sleeps on.

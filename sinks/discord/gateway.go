@@ -15,13 +15,15 @@ import (
 
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/send"
+	"github.com/bilibridge/bilibridge/team"
 )
 
 // Text commands typed in a conversation thread.
 const (
 	CommandStatus = "/status"
 	CommandRead   = "/read"
-	// NotePrefix starts an internal note: a message not sent to Bilibili.
+	// NotePrefix starts a remark for the thread only: a message not sent
+	// to Bilibili, nor kept in the team inbox (/note is).
 	NotePrefix = "//"
 )
 
@@ -118,12 +120,19 @@ func (s *Sink) onMessage(ctx context.Context, m *discordgo.Message) {
 		return // not a conversation thread of this channel
 	}
 	log := s.log.With("thread", m.ChannelID, "message", m.ID, "user", m.Author.ID)
-	if !s.allowed(ctx, m) {
+	// A linked member may act whatever the allowlists say.
+	name, linked := s.member(ctx, m.Author.ID)
+	if !linked && !s.allowed(ctx, m) {
 		log.Debug("discord: message from a user who may not reply; ignored")
 		return
 	}
 	text := strings.TrimSpace(m.Content)
 	if strings.HasPrefix(text, NotePrefix) {
+		return
+	}
+	// A team command is never a reply: /note stays in the thread.
+	if a, ok, perr := team.ParseCommand(text, s.cfg.Now(), s.cfg.Location); ok {
+		s.teamCommand(ctx, m, conv, a, perr, name, linked)
 		return
 	}
 	switch strings.ToLower(text) {
@@ -132,6 +141,9 @@ func (s *Sink) onMessage(ctx context.Context, m *discordgo.Message) {
 		return
 	case CommandRead:
 		s.commandRead(ctx, m, conv)
+		return
+	case CommandHelp:
+		s.tell(ctx, m, helpText(s.cfg.Team != nil))
 		return
 	}
 	outbox := s.cfg.Outbox

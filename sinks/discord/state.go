@@ -15,7 +15,7 @@ import (
 // KV keys (all under "dc."). What must outlast the events lives in the
 // sink state bucket bili_state (Config.State):
 //
-//	dc.thread.<channel>.<uid>.<session_type>.<talker>  conversation → thread
+//	dc.thread.<channel>.<uid>.<session_type>.<talker>  conversation → thread, and the team state it shows
 //	dc.conv.<channel>.<thread>                         thread → conversation
 //	dc.webhook.<channel>                               the webhook (id and secret token)
 //	dc.status.<channel>                                forum channels: the status post
@@ -26,6 +26,7 @@ import (
 //
 //	dc.msg.<channel>.<event id>                        posted message ids
 //	dc.echo.<uid>.<msg_key>                            a message sent from Discord
+//	dc.noted.<channel>.<uid>.<st>.<talker>.<hash>      a note typed here as /note, not to be posted again
 //
 // A record is needed only while its event can still be delivered again,
 // recalled or echoed, that is while the event is in the stream: it is
@@ -35,10 +36,22 @@ import (
 // bili_state; they are not moved: nothing reads them there any more, and
 // they stay harmlessly.
 
-// threadRec is a conversation's thread.
+// threadRec is a conversation's thread, and the team state its name and
+// its being archived show. ThreadID is empty while the conversation has
+// no thread here: a team action on it is kept for the thread to come.
 type threadRec struct {
 	ThreadID string `json:"thread_id"`
+	// Name is the thread's name as last set; empty for a thread made by
+	// an older version, named threadName without team state.
+	Name string `json:"name,omitempty"`
+	// Assignee and Status are the team state the thread shows: its name
+	// carries both, and it is archived while the status is done.
+	Assignee string `json:"assignee,omitempty"`
+	Status   string `json:"status,omitempty"`
 }
+
+// hasTeamState: the record holds more than a thread.
+func (r threadRec) hasTeamState() bool { return r.Assignee != "" || r.Status != "" }
 
 // conversation is the conversation of a thread, as the sink keeps it.
 type conversation struct {

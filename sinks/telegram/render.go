@@ -101,7 +101,11 @@ func splitPlain(s string, limit int) []string {
 
 // TopicName is the forum topic of a conversation: "name · uid" for a user,
 // the name for fan groups and system assistants; at most 128 characters.
-func TopicName(c events.Conversation) string {
+func TopicName(c events.Conversation) string { return topicNameWithin(c, maxTopicName) }
+
+// topicNameWithin is TopicName in at most limit characters, the talker's
+// id kept whole.
+func topicNameWithin(c events.Conversation, limit int) string {
 	id := strconv.FormatUint(c.TalkerID, 10)
 	name := strings.Join(strings.Fields(c.Name), " ")
 	switch {
@@ -112,12 +116,38 @@ func TopicName(c events.Conversation) string {
 			}
 			return "System " + id
 		}
-		return truncRunes(name, maxTopicName)
+		return truncRunes(name, limit)
 	case name == "":
 		return id
 	}
 	suffix := " · " + id
-	return truncRunes(name, maxTopicName-len([]rune(suffix))) + suffix
+	return truncRunes(name, limit-len([]rune(suffix))) + suffix
+}
+
+// Marks of a conversation's team status, in front of its topic's name.
+const (
+	markDone    = "✅"
+	markSnoozed = "💤"
+)
+
+// maxAssigneeInName bounds the assignee's name in a topic's name.
+const maxAssigneeInName = 32
+
+// teamPrefix is what a topic's name starts with to show the team state:
+// a done or snoozed mark, then the assignee in brackets, as in
+// "✅ [ana] 社会易姐QwQ · 293793435". Open and unassigned: nothing.
+func teamPrefix(assignee, status string) string {
+	var b strings.Builder
+	switch status {
+	case events.ConversationDone:
+		b.WriteString(markDone + " ")
+	case events.ConversationSnoozed:
+		b.WriteString(markSnoozed + " ")
+	}
+	if a := strings.Join(strings.Fields(assignee), " "); a != "" {
+		b.WriteString("[" + truncRunes(a, maxAssigneeInName) + "] ")
+	}
+	return b.String()
 }
 
 func truncRunes(s string, n int) string {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/send"
+	"github.com/bilibridge/bilibridge/team"
 )
 
 // maxPhotoBytes bounds a photo downloaded from Telegram or Bilibili.
@@ -243,7 +244,11 @@ func (s *Sink) getUpdates(ctx context.Context, offset int64) ([]*models.Update, 
 	return out, nil
 }
 
-func (s *Sink) repliesOn() bool { return s.cfg.Outbox != nil && len(s.allowed) > 0 }
+// repliesOn: replies have somewhere to go and someone who may send them
+// (an allowed user, or members linked through the team inbox).
+func (s *Sink) repliesOn() bool {
+	return s.cfg.Outbox != nil && (len(s.allowed) > 0 || s.cfg.Team != nil)
+}
 
 // handleUpdate handles one update. An error means "try again later".
 func (s *Sink) handleUpdate(ctx context.Context, u *models.Update) error {
@@ -284,7 +289,7 @@ func (s *Sink) handleUpdate(ctx context.Context, u *models.Update) error {
 	if !s.repliesOn() {
 		return s.sayRepliesOff(ctx, m)
 	}
-	if !s.allowed[m.From.ID] {
+	if !s.mayAct(ctx, m.From.ID) {
 		s.log.Debug("ignoring a message from a user who may not reply", "user", m.From.ID, "message", m.ID)
 		return nil
 	}
@@ -393,9 +398,13 @@ func (s *Sink) username(ctx context.Context) (string, error) {
 func (s *Sink) command(ctx context.Context, m *models.Message, conv *conversation, cmd string) error {
 	switch cmd {
 	case "help", "start":
-		return s.reply(ctx, m, helpText(s.repliesOn()))
+		return s.reply(ctx, m, helpText(s.repliesOn(), s.cfg.Team != nil))
 	}
-	if !s.allowed[m.From.ID] {
+	// A team command is never a reply: /note stays in the chat.
+	if a, ok, err := team.ParseCommand(m.Text, s.now(), s.cfg.Location); ok {
+		return s.teamCommand(ctx, m, conv, a, err)
+	}
+	if !s.mayAct(ctx, m.From.ID) {
 		s.log.Debug("ignoring a command from a user who is not allowed", "user", m.From.ID, "command", cmd)
 		return nil
 	}
@@ -419,17 +428,21 @@ func (s *Sink) command(ctx context.Context, m *models.Message, conv *conversatio
 		}
 		return s.reply(ctx, m, "✔️ Marked read on Bilibili.")
 	}
-	return s.reply(ctx, m, "Unknown command. "+helpText(s.repliesOn()))
+	return s.reply(ctx, m, "Unknown command. "+helpText(s.repliesOn(), s.cfg.Team != nil))
 }
 
-func helpText(replies bool) string {
+func helpText(replies, teamOn bool) string {
 	h := "This chat is a Bilibili DM inbox: each conversation has its own topic (or, in a plain chat, a header naming the talker).\n"
 	if replies {
 		h += "Write in a conversation's topic (or reply to one of its messages) to answer on Bilibili: text and photos are sent. 👍 means sent; a failure is answered with the reason.\n"
 	} else {
 		h += "Replies to Bilibili are off on this bridge.\n"
 	}
-	return h + "/status – login state, last good poll, queue depth\n/read – mark this conversation read on Bilibili\n/help – this text"
+	h += "/status – login state, last good poll, queue depth\n/read – mark this conversation read on Bilibili\n/help – this text\n"
+	if !teamOn {
+		return h + "The team inbox is off on this bridge."
+	}
+	return h + "Team, in a conversation's topic: " + team.Commands + ". Notes stay in the team; the topic's name shows who answers and ✅ done (a done topic is closed until the next message)."
 }
 
 // sayRepliesOff posts, once per chat, that replies are off.

@@ -16,7 +16,7 @@
 // KV keys, <chat> being the chat id. What must outlast the events lives
 // in bili_state (Config.State):
 //
-//	tg.topic.<chat>.<uid>.<session_type>.<talker>  → topic (thread id, name)
+//	tg.topic.<chat>.<uid>.<session_type>.<talker>  → topic (thread id, name) and the team state it shows
 //	tg.thread.<chat>.<thread>                       → conversation of a topic
 //	tg.offset.<chat>                                → last update handled (Run)
 //	tg.updates.<chat>                               → update ids handled in the last day (WebhookHandler)
@@ -31,6 +31,7 @@
 //	tg.merged.<chat>.<message id>                   → the parts of a merged message (DeliverBatch)
 //	tg.conv.<chat>.<message id>                     → conversation of a posted message (flat chats)
 //	tg.echo.<uid>.<msg_key>                         → a reply sent from Telegram, not to be posted again
+//	tg.noted.<chat>.<uid>.<st>.<talker>.<hash>      → a note typed here as /note, not to be posted again
 //	tg.file.<id>                                    → a photo reply served by FileHandler
 //
 // A record is needed only while its event can still be delivered,
@@ -45,6 +46,13 @@
 // Outbound, Run long-polls getUpdates (or, with a webhook URL, registers
 // the webhook that WebhookHandler serves) and turns the allowed users'
 // messages into send commands; see Run.
+//
+// The team inbox (Config.Team): members linked to a Telegram account may
+// reply too, and type team commands (/claim, /assign, /done, /snooze,
+// /note…) in a conversation's topic. Team events, wherever the action was
+// taken, show on the topic: its name carries the assignee and a done or
+// snoozed mark ("✅ [ana] name · uid"), a done conversation's topic is
+// closed, and notes made elsewhere are posted, marked as internal.
 package telegram
 
 import (
@@ -145,6 +153,12 @@ type Config struct {
 	// WebhookURL. It never appears in logs or errors.
 	WebhookSecret string
 
+	// Team is the team inbox: /claim-style commands typed in a topic act
+	// through it, and members linked to a Telegram account may reply and
+	// use commands without being in AllowedUsers. nil: team commands
+	// answer that the team inbox is off.
+	Team Team
+
 	// AllowPrivateImages lets the sink download the pictures of Bilibili
 	// messages (those Telegram could not fetch by itself) from loopback,
 	// private and link-local addresses: for tests, or a trusted LAN. By
@@ -178,6 +192,11 @@ type Sink struct {
 	// updMu orders the handling of updates (process).
 	updMu    sync.Mutex
 	failures map[int64]int // update_id → failed attempts
+
+	// convLocks order, within the process, a team command's answer before
+	// the delivery of the team event it caused (see lockConv).
+	convMu    sync.Mutex
+	convLocks map[string]*sync.Mutex
 }
 
 var (
@@ -255,7 +274,8 @@ func New(cfg Config) (*Sink, error) {
 		redact:  redact.New(cfg.Token),
 		forum:   cfg.Forum,
 
-		failures: map[int64]int{},
+		failures:  map[int64]int{},
+		convLocks: map[string]*sync.Mutex{},
 	}
 	s.log = cfg.Logger.With("sink", s.name)
 	for _, u := range cfg.AllowedUsers {
@@ -275,8 +295,12 @@ func New(cfg Config) (*Sink, error) {
 // Name is "telegram-<chat id>", with '-' as '_'.
 func (s *Sink) Name() string { return s.name }
 
-// Subjects: messages, recalls, send results and account status.
-func (s *Sink) Subjects(sub events.Subjects) []string { return sub.Deliverable() }
+// Subjects: messages, recalls, send results, account status, and team
+// actions (shown on the topics, whether or not Config.Team is set: the
+// browser and the API change the team state too).
+func (s *Sink) Subjects(sub events.Subjects) []string {
+	return append(sub.Deliverable(), sub.ForType(events.TypeTeamAssigned))
+}
 
 // Deliver posts one event.
 func (s *Sink) Deliver(ctx context.Context, ev events.Event) error {
@@ -305,7 +329,31 @@ func (s *Sink) Deliver(ctx context.Context, ev events.Event) error {
 			return sinks.Permanent(err)
 		}
 		return s.post(ctx, ev.ID, nil, 0, func(bool) []part { return []part{{Text: statusText(d)}} })
+	case events.TypeTeamAssigned:
+		var d events.AssignedData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.deliverTeamState(ctx, d.TeamBase, func(r *topicRecord) {
+			r.Assignee = ""
+			if d.Assignee != nil {
+				r.Assignee = *d.Assignee
+			}
+		})
+	case events.TypeTeamStatus:
+		var d events.StatusData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.deliverTeamState(ctx, d.TeamBase, func(r *topicRecord) { r.Status = d.Status })
+	case events.TypeTeamNote:
+		var d events.NoteData
+		if err := ev.DecodeData(&d); err != nil {
+			return sinks.Permanent(err)
+		}
+		return s.deliverNote(ctx, ev.ID, d)
 	}
+	// team.read and anything newer: nothing to show.
 	return nil
 }
 
@@ -398,24 +446,31 @@ func (s *Sink) loadJSON(ctx context.Context, kv jetstream.KeyValue, key string, 
 // to the General topic (or the chat). thread, when not zero, is the topic
 // to use when conv is nil.
 func (s *Sink) post(ctx context.Context, eventID string, conv *conversation, thread int, render func(flat bool) []part) error {
+	_, err := s.postReport(ctx, eventID, conv, thread, render)
+	return err
+}
+
+// postReport is post, also reporting whether a closed topic was reopened
+// to post in it.
+func (s *Sink) postReport(ctx context.Context, eventID string, conv *conversation, thread int, render func(flat bool) []part) (reopened bool, err error) {
 	key := s.msgKey(eventID)
 	rec, _, err := s.posted(ctx, eventID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if rec.Done {
 		s.log.Debug("already posted", "event", eventID)
-		return nil
+		return false, nil
 	}
 	forum, err := s.isForum(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	parts := render(!forum)
 	t := &target{conv: conv, thread: thread}
 	if forum && conv != nil {
 		if t.thread, err = s.topic(ctx, conv); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for i := len(rec.IDs); i < len(parts); i++ {
@@ -424,7 +479,7 @@ func (s *Sink) post(ctx context.Context, eventID string, conv *conversation, thr
 			// The record is current already; writing it again here could
 			// undo what another process, which took the redelivery while
 			// this one was stuck, recorded meanwhile.
-			return err
+			return false, err
 		}
 		if i == 0 {
 			rec.FirstHTML, rec.FirstIsPh = sentHTML, isPhoto
@@ -435,7 +490,7 @@ func (s *Sink) post(ctx context.Context, eventID string, conv *conversation, thr
 		// only logged (by saveJSON): going on and recording at the end
 		// posts fewer parts twice than a retry would.
 		if err := s.saveJSON(ctx, s.cfg.Records, key, rec); err != nil && rec.Done {
-			return fmt.Errorf("telegram: recording the posted messages: %w", err)
+			return false, fmt.Errorf("telegram: recording the posted messages: %w", err)
 		}
 		if !forum && conv != nil {
 			s.recordConv(ctx, id, conv)
@@ -444,10 +499,10 @@ func (s *Sink) post(ctx context.Context, eventID string, conv *conversation, thr
 	if !rec.Done { // nothing left to send: a record from an older version, or no parts
 		rec.Done = true
 		if err := s.saveJSON(ctx, s.cfg.Records, key, rec); err != nil {
-			return fmt.Errorf("telegram: recording the posted messages: %w", err)
+			return false, fmt.Errorf("telegram: recording the posted messages: %w", err)
 		}
 	}
-	return nil
+	return t.reopened, nil
 }
 
 // convKey maps a message posted in a flat chat to its conversation, so
@@ -480,6 +535,8 @@ func (s *Sink) saveJSON(ctx context.Context, kv jetstream.KeyValue, key string, 
 type target struct {
 	conv   *conversation
 	thread int
+	// reopened: sendPart reopened the closed topic to post in it.
+	reopened bool
 }
 
 // sendPart sends one part, recreating a deleted topic or reopening a
@@ -513,8 +570,10 @@ func (s *Sink) sendPart(ctx context.Context, t *target, p part) (int, bool, stri
 						return 0, false, "", cerr
 					}
 					t.thread = th
-				} else if rerr != nil && !strings.Contains(rerr.Error(), "TOPIC_NOT_MODIFIED") {
+				} else if rerr != nil && !notModified(rerr) {
 					return 0, false, "", s.verdict(rerr)
+				} else {
+					t.reopened = true
 				}
 				continue
 			}
@@ -597,59 +656,112 @@ func (s *Sink) isForum(ctx context.Context) (bool, error) {
 	return f, nil
 }
 
-// topicRecord is a conversation's topic.
+// topicRecord is a conversation's topic (tg.topic.<chat>.<conv>), and
+// the team state its name and its being closed show. Thread is 0 while
+// the conversation has no topic here: a team action on it is kept for the
+// topic to come.
 type topicRecord struct {
 	Thread int    `json:"thread"`
-	Name   string `json:"name"`
+	Name   string `json:"name"` // the topic's name, as last set
+	// Talker and Kind name the conversation in titles made for team
+	// events, whose data may lack the name.
+	Talker string `json:"talker,omitempty"`
+	Kind   string `json:"kind,omitempty"`
+	// Assignee and Status are the team state the topic shows: its name
+	// carries both, and it is closed while the status is done.
+	Assignee string `json:"assignee,omitempty"`
+	Status   string `json:"status,omitempty"`
 }
 
 func (s *Sink) topicKey(c *conversation) string {
 	return fmt.Sprintf("tg.topic.%s.%d.%d.%d", s.chatTok, c.UID, c.SessionType, c.TalkerID)
 }
 
+// loadTopic reads the conversation's topic record; a missing or
+// unreadable one is the zero record.
+func (s *Sink) loadTopic(ctx context.Context, c *conversation) (topicRecord, error) {
+	var rec topicRecord
+	e, err := s.cfg.State.Get(ctx, s.topicKey(c))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return rec, nil
+	}
+	if err != nil {
+		return rec, fmt.Errorf("telegram: reading the topic map: %w", err)
+	}
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		s.log.Warn("unreadable topic record; starting a new one", "conversation", c.String(), "err", err)
+		return topicRecord{}, nil
+	}
+	return rec, nil
+}
+
 // topic returns the conversation's topic, creating it on first use, and
 // renaming it when the talker's name changed.
 func (s *Sink) topic(ctx context.Context, c *conversation) (int, error) {
-	e, err := s.cfg.State.Get(ctx, s.topicKey(c))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return s.createTopic(ctx, c)
-	}
+	rec, err := s.loadTopic(ctx, c)
 	if err != nil {
-		return 0, fmt.Errorf("telegram: reading the topic map: %w", err)
+		return 0, err
 	}
-	var rec topicRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Thread == 0 {
+	if rec.Thread == 0 {
 		return s.createTopic(ctx, c)
 	}
-	if name := s.topicName(c); c.Name != "" && name != rec.Name {
+	if c.Name == "" {
+		return rec.Thread, nil
+	}
+	talkerChanged := c.Name != rec.Talker || (c.Kind != "" && c.Kind != rec.Kind)
+	if name := s.topicName(c, rec); name != rec.Name {
 		if err := s.wait(ctx); err != nil {
 			return 0, err
 		}
 		_, err := s.bot.EditForumTopic(ctx, &bot.EditForumTopicParams{ChatID: s.cfg.ChatID, MessageThreadID: rec.Thread, Name: name})
-		if err == nil || strings.Contains(err.Error(), "TOPIC_NOT_MODIFIED") {
+		if err == nil || notModified(err) {
 			rec.Name = name
-			_ = s.saveJSON(ctx, s.cfg.State, s.topicKey(c), rec)
+			talkerChanged = true
 		} else {
 			s.log.Debug("could not rename a topic", "thread", rec.Thread, "err", s.scrub(err))
 		}
 	}
+	if talkerChanged {
+		rec.Talker = c.Name
+		if c.Kind != "" {
+			rec.Kind = c.Kind
+		}
+		_ = s.saveJSON(ctx, s.cfg.State, s.topicKey(c), rec)
+	}
 	return rec.Thread, nil
 }
 
-// topicName is TopicName, with the account when there is more than one.
-func (s *Sink) topicName(c *conversation) string {
-	if !s.cfg.MultiAccount {
-		return TopicName(c.Conversation)
+// topicName is the topic of conversation c: TopicName, marked with the
+// team state of rec (see teamPrefix) and, when the bridge serves several
+// accounts, followed by the account. The talker's name and kind come from
+// rec when c lacks them (team events).
+func (s *Sink) topicName(c *conversation, rec topicRecord) string {
+	conv := c.Conversation
+	if conv.Name == "" {
+		conv.Name = rec.Talker
 	}
-	suffix := " → " + strconv.FormatInt(c.UID, 10)
-	return truncRunes(TopicName(c.Conversation), maxTopicName-len([]rune(suffix))) + suffix
+	if conv.Kind == "" {
+		conv.Kind = rec.Kind
+	}
+	prefix := teamPrefix(rec.Assignee, rec.Status)
+	suffix := ""
+	if s.cfg.MultiAccount {
+		suffix = " → " + strconv.FormatInt(c.UID, 10)
+	}
+	return prefix + topicNameWithin(conv, maxTopicName-utf16Len(prefix)-utf16Len(suffix)) + suffix
 }
 
+// createTopic opens the conversation's topic, named with the team state
+// recorded for it, if any.
 func (s *Sink) createTopic(ctx context.Context, c *conversation) (int, error) {
+	rec, err := s.loadTopic(ctx, c)
+	if err != nil {
+		return 0, err
+	}
 	if err := s.wait(ctx); err != nil {
 		return 0, err
 	}
-	name := s.topicName(c)
+	name := s.topicName(c, rec)
 	tp, err := s.bot.CreateForumTopic(ctx, &bot.CreateForumTopicParams{ChatID: s.cfg.ChatID, Name: name})
 	if err != nil {
 		return 0, s.verdict(err)
@@ -657,7 +769,14 @@ func (s *Sink) createTopic(ctx context.Context, c *conversation) (int, error) {
 	if _, err := s.cfg.State.Put(ctx, "tg.thread."+s.chatTok+"."+strconv.Itoa(tp.MessageThreadID), []byte(c.String())); err != nil {
 		return 0, fmt.Errorf("telegram: recording the topic: %w", err)
 	}
-	if err := s.saveJSON(ctx, s.cfg.State, s.topicKey(c), topicRecord{Thread: tp.MessageThreadID, Name: name}); err != nil {
+	rec.Thread, rec.Name = tp.MessageThreadID, name
+	if c.Name != "" {
+		rec.Talker = c.Name
+	}
+	if c.Kind != "" {
+		rec.Kind = c.Kind
+	}
+	if err := s.saveJSON(ctx, s.cfg.State, s.topicKey(c), rec); err != nil {
 		return 0, fmt.Errorf("telegram: recording the topic: %w", err)
 	}
 	s.log.Info("topic created", "conversation", c.String(), "thread", tp.MessageThreadID)
@@ -666,12 +785,7 @@ func (s *Sink) createTopic(ctx context.Context, c *conversation) (int, error) {
 
 // lookupTopic returns the conversation's topic without creating it.
 func (s *Sink) lookupTopic(ctx context.Context, c *conversation) int {
-	e, err := s.cfg.State.Get(ctx, s.topicKey(c))
-	if err != nil {
-		return 0
-	}
-	var rec topicRecord
-	_ = json.Unmarshal(e.Value(), &rec)
+	rec, _ := s.loadTopic(ctx, c)
 	return rec.Thread
 }
 
@@ -780,6 +894,10 @@ func topicGone(err error) bool {
 }
 
 func topicClosed(err error) bool { return strings.Contains(err.Error(), "TOPIC_CLOSED") }
+
+// notModified: Telegram refuses a topic change that changes nothing (a
+// name it has already, closing a closed topic); the change is there.
+func notModified(err error) bool { return strings.Contains(err.Error(), "TOPIC_NOT_MODIFIED") }
 
 func urlRefused(err error) bool {
 	e := err.Error()

@@ -26,7 +26,7 @@ func TestNameAndSubjects(t *testing.T) {
 		t.Errorf("Name = %q", s.Name())
 	}
 	got := strings.Join(s.Subjects(events.Subjects{}), " ")
-	if got != "bili.*.msg.> bili.*.recall.> bili.*.sent.> bili.*.account" {
+	if got != "bili.*.msg.> bili.*.recall.> bili.*.sent.> bili.*.account bili.*.team.>" {
 		t.Errorf("Subjects = %s", got)
 	}
 	if _, err := telegram.New(telegram.Config{ChatID: 1, State: e.kv}); err == nil {

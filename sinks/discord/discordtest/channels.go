@@ -1,6 +1,9 @@
 package discordtest
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
 // Channel types.
 const (
@@ -90,16 +93,70 @@ func (s *Server) getChannel(w http.ResponseWriter, r *http.Request, _ none, c *C
 
 // patchBody is a channel modification: the fake renames and (un)archives.
 type patchBody struct {
-	Archived *bool  `json:"archived"`
-	Name     string `json:"name"`
+	Archived *bool   `json:"archived"`
+	Name     *string `json:"name"`
 }
 
+// A channel's name is 1-100 characters.
+func (b *patchBody) valid() bool {
+	return b.Name == nil || *b.Name != "" && len([]rune(*b.Name)) <= 100
+}
+
+// Patch is a channel modification the fake applied (PATCH
+// /channels/{id}): a field not sent is nil.
+type Patch struct {
+	ChannelID string
+	Name      *string
+	Archived  *bool
+}
+
+// RenameWindow is the window of Discord's limit on renaming one channel
+// or thread: two renames in ten minutes (see LimitRenames).
+const RenameWindow = 10 * time.Minute
+
+// LimitRenames makes the fake take at most n renames of one channel or
+// thread in RenameWindow, as Discord (n = 2) does; more are answered 429
+// with the retry_after until the oldest leaves the window. Zero (the
+// default): no limit.
+func (s *Server) LimitRenames(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.renameLimit = n
+}
+
+// patchChannel renames and (un)archives. As Discord does, it refuses any
+// change to an archived thread but one that unarchives it, and, with
+// LimitRenames set, renames past the limit.
 func (s *Server) patchChannel(w http.ResponseWriter, r *http.Request, body patchBody, c *Channel) {
+	if c.Archived && c.ParentID != "" && (body.Archived == nil || *body.Archived) && body.Name != nil {
+		apiError(w, 400, CodeThreadArchived, "Thread is archived")
+		return
+	}
+	rename := body.Name != nil && *body.Name != c.Name
+	if rename && s.renameLimit > 0 {
+		now := time.Now()
+		var recent []time.Time
+		for _, t := range s.renames[c.ID] {
+			if now.Sub(t) < RenameWindow {
+				recent = append(recent, t)
+			}
+		}
+		s.renames[c.ID] = recent
+		if len(recent) >= s.renameLimit {
+			f := fault{status: http.StatusTooManyRequests, retryAfter: RenameWindow.Seconds() - now.Sub(recent[0]).Seconds()}
+			f.answer(w)
+			return
+		}
+	}
+	if rename {
+		s.renames[c.ID] = append(s.renames[c.ID], time.Now())
+	}
+	s.patches = append(s.patches, Patch{ChannelID: c.ID, Name: body.Name, Archived: body.Archived})
 	if body.Archived != nil {
 		c.Archived = *body.Archived
 	}
-	if body.Name != "" {
-		c.Name = body.Name
+	if body.Name != nil {
+		c.Name = *body.Name
 	}
 	writeJSON(w, 200, channelJSON(c))
 }

@@ -32,19 +32,22 @@ type Server struct {
 	// HeartbeatInterval is sent in HELLO; default 45s.
 	HeartbeatInterval time.Duration
 
-	mu         sync.Mutex
-	next       uint64
-	channels   map[string]*Channel
-	webhooks   map[string]*Webhook
-	messages   []*Message
-	reactions  []Reaction
-	members    map[string][]string // guild/user -> roles
-	requests   []Request
-	faults     []*fault
-	gw         []*gwConn
-	identifies []Identify
-	beats      int
-	resumes    int
+	mu          sync.Mutex
+	next        uint64
+	channels    map[string]*Channel
+	webhooks    map[string]*Webhook
+	messages    []*Message
+	reactions   []Reaction
+	members     map[string][]string // guild/user -> roles
+	patches     []Patch
+	renames     map[string][]time.Time // channel -> when it was renamed
+	renameLimit int                    // see LimitRenames
+	requests    []Request
+	faults      []*fault
+	gw          []*gwConn
+	identifies  []Identify
+	beats       int
+	resumes     int
 }
 
 // New starts a fake with one guild text channel; close it with Close (or
@@ -58,6 +61,7 @@ func New(token string) *Server {
 		channels:          map[string]*Channel{},
 		webhooks:          map[string]*Webhook{},
 		members:           map[string][]string{},
+		renames:           map[string][]time.Time{},
 	}
 	s.Server = httptest.NewServer(s.routes())
 	return s

@@ -38,6 +38,19 @@ func cmpID(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+// Patches returns the modifications of a channel or thread, in order.
+func (s *Server) Patches(channelID string) []Patch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Patch
+	for _, p := range s.patches {
+		if p.ChannelID == channelID {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Webhooks returns the webhooks of a channel.
 func (s *Server) Webhooks(channelID string) []Webhook {
 	s.mu.Lock()
