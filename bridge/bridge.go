@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/bilibridge/bilibridge/api"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
@@ -25,6 +26,7 @@ import (
 	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks"
+	"github.com/bilibridge/bilibridge/team"
 )
 
 // Options are what Run needs beyond the configuration.
@@ -55,6 +57,12 @@ type Bridge struct {
 	HTTPAddr string
 	// Outbox queues send commands for every account.
 	Outbox *send.Outbox
+	// Members, Projection and Team are the team inbox: who is on the
+	// team, this process's view of every conversation, and the actions
+	// on them.
+	Members    *team.Members
+	Projection *team.Projection
+	Team       *team.Service
 
 	pub  *bus.Publisher
 	http *HTTPServer
@@ -132,6 +140,7 @@ func Run(ctx context.Context, opts Options) error {
 	for _, acct := range b.Accounts {
 		b.Outbox.Accounts = append(b.Outbox.Accounts, acct.UID)
 	}
+	b.startTeam(ctx, t, cfg)
 
 	// Sinks start once every account is known (their names and status
 	// read b.Accounts); rt.Since was fixed before the pollers ran, so
@@ -147,10 +156,8 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	if b.http != nil {
-		// POST /api/v1/messages stays unmounted (404) while API_TOKEN is empty.
-		if cfg.APIToken != "" {
-			b.http.Handle(send.MessagesPattern, send.NewHandler(send.HandlerConfig{Token: cfg.APIToken, Logger: log, Outbox: b.Outbox}))
-		}
+		// Every API route needs credentials: API_TOKEN, or a member's.
+		b.http.Handle(api.Prefix, b.api(cfg))
 		t.Go("HTTP server", func() error { return b.http.Run(ctx) })
 	}
 	log.Info("bridge running", "accounts", len(b.Accounts), "poll_interval", cfg.PollInterval, "sinks", len(integrations))

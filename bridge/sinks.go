@@ -44,7 +44,7 @@ func (b *Bridge) buildIntegrations(cfg *config.Config, log *slog.Logger) ([]inte
 		tcfg := telegram.Config{
 			Token: cfg.TelegramToken, ChatID: cfg.TelegramChatID, APIURL: cfg.TelegramAPIURL,
 			AllowedUsers: cfg.TelegramAllowedUsers, State: b.Store.State, Records: b.Store.Records,
-			Outbox: b.Outbox, MultiAccount: multi, Status: status, Logger: log,
+			Outbox: b.Outbox, MultiAccount: multi, Status: status, Logger: log, Team: b.Team,
 			MarkRead: func(ctx context.Context, uid int64, st int, talker uint64) error {
 				acct, err := b.account(uid)
 				if err != nil {
@@ -81,7 +81,7 @@ func (b *Bridge) buildIntegrations(cfg *config.Config, log *slog.Logger) ([]inte
 			Token: cfg.DiscordToken, ChannelID: cfg.DiscordChannelID, APIURL: cfg.DiscordAPIURL,
 			AllowedUsers: cfg.DiscordAllowedUsers, AllowedRoles: cfg.DiscordAllowedRoles,
 			State: b.Store.State, Records: b.Store.Records,
-			Outbox: b.Outbox, MultiAccount: multi, Status: status, Logger: log,
+			Outbox: b.Outbox, MultiAccount: multi, Status: status, Logger: log, Team: b.Team,
 			MarkRead: func(ctx context.Context, uid int64, st int, talker, seqno uint64) error {
 				acct, err := b.account(uid)
 				if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/account"
+	"github.com/bilibridge/bilibridge/api"
 	"github.com/bilibridge/bilibridge/bench"
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bridge"
@@ -184,7 +185,7 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	text := fs.String("text", "", "the text to send (long text is split)")
 	image := fs.String("image", "", "an http(s) URL of a JPEG, PNG or GIF to send")
 	wait := fs.Bool("wait", false, "wait for the result")
-	timeout := fs.Duration("timeout", send.DefaultAPIWait, "how long --wait waits")
+	timeout := fs.Duration("timeout", api.DefaultSendWait, "how long --wait waits")
 	id := fs.String("id", "", "idempotency key (command_id); default: a new UUIDv7")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -466,11 +466,14 @@ func TestSubjects(t *testing.T) {
 			t.Errorf("prefix %q, events %v: Subjects = %q, want %q", c.prefix, c.events, got, c.want)
 		}
 	}
-	// Every filter is one the runtime's stream carries.
+	// Every type has its filter, and every filter is one the stream
+	// carries (all of them but the replays, which the runtime adds per
+	// sink).
 	all := events.Subjects{}.Events()
+	all = slices.DeleteFunc(all, func(f string) bool { return f == "bili.*.replay.*" })
 	s := newSink(t, webhook.Config{URL: "https://example.com/hook", Events: events.Types})
 	if got := s.Subjects(events.Subjects{}); !slices.Equal(got, all) {
-		t.Errorf("all types: %q, want events.Subjects.Events() %q", got, all)
+		t.Errorf("all types: %q, want events.Subjects.Events() but replays %q", got, all)
 	}
 }
 
