@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/config"
+	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/telegram/telegramtest"
 	"github.com/bilibridge/bilibridge/team"
 )
@@ -82,8 +85,22 @@ func TestTeamInbox(t *testing.T) {
 	tg := telegramtest.NewServer(t)
 	tg.AddChat(telegramtest.Chat{ID: chat, Title: "inbox", IsForum: true})
 
+	// An automation that follows the team's actions.
+	var hookMu sync.Mutex
+	var hooked []events.Event
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		if ev, err := events.Parse(b); err == nil {
+			hookMu.Lock()
+			hooked = append(hooked, ev)
+			hookMu.Unlock()
+		}
+	}))
+	t.Cleanup(hook.Close)
+
 	cfg := testConfig(t, fake, t.TempDir())
 	cfg.TelegramToken, cfg.TelegramChatID, cfg.TelegramAPIURL = tg.Token, chat, tg.URL
+	cfg.WebhookURLs, cfg.WebhookEvents = config.URLList{hook.URL}, config.EventTypes{events.TypeTeamAssigned, events.TypeTeamStatus}
 	// START_FROM=now: the old messages are history, not news.
 	cfg.APIToken, cfg.StartFrom = teamToken, "now"
 	r := startApp(t, bridge.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{defaultLogin}})
@@ -133,6 +150,19 @@ func TestTeamInbox(t *testing.T) {
 		t.Fatalf("assign: %d %v", status, c)
 	}
 	bustest.Eventually(t, "the API's assignment in the topic title", func() bool { return strings.Contains(topic().Name, "bo") })
+	// The webhook heard both, with who did them.
+	bustest.Eventually(t, "the assignments at the webhook", func() bool {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		var by []string
+		for _, ev := range hooked {
+			var d events.AssignedData
+			if ev.Type == events.TypeTeamAssigned && ev.DecodeData(&d) == nil && d.Assignee != nil {
+				by = append(by, d.By.String()+">"+*d.Assignee)
+			}
+		}
+		return slices.Equal(by, []string{"ana>ana", "an automation>bo"})
+	})
 
 	// A note is for the team only.
 	tg.UserMessage(chat, thread, ana, "/note customer is VIP, refund approved")
