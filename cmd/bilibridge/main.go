@@ -44,6 +44,7 @@ Usage:
   bilibridge send --to ID [--group] --text "…" | --image URL [--wait]
                                 send a DM through a running bridge's outbox
   bilibridge member …           the team: add, list, remove, password, token (member -h)
+  bilibridge dead list|replay   the events sinks gave up on, and sending them again (dead -h)
   bilibridge version            print the version
   bilibridge help               this text
 
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return sendCommand(ctx, args, stdout, stderr)
 	case "member":
 		return memberCommand(ctx, args, os.Stdin, stdout, stderr)
+	case "dead":
+		return deadCommand(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "bilibridge", buildVersion())
 		return nil
