@@ -39,9 +39,11 @@ type Outbox interface {
 	Command(ctx context.Context, uid int64, commandID string) (*send.Command, error)
 }
 
-// Members resolves a member's personal token (*team.Members implements it).
+// Members resolves a member's personal token and lists the team
+// (*team.Members implements it).
 type Members interface {
 	ByToken(ctx context.Context, token string) (*team.Member, error)
+	List(ctx context.Context) ([]team.Member, error)
 }
 
 // Authenticator recognises a request by other means than a bearer token
@@ -66,7 +68,15 @@ type Config struct {
 	Projection  *team.Projection // the live events of GET /api/v1/events
 	Stream      jetstream.Stream // BILI: what a resumed event stream missed
 	DeadLetters *sinks.DeadLetters
-	Subjects    events.Subjects
+	// Uploads keeps images pasted in the browser inbox, and UploadsURL is
+	// where the sender fetches them (this server's GET /api/v1/images/,
+	// at an address the sender reaches); either empty: uploads are off.
+	Uploads    jetstream.ObjectStore
+	UploadsURL string
+	// Presence is who has which conversation open in the browser inbox;
+	// nil: nobody is shown.
+	Presence *team.Presence
+	Subjects events.Subjects
 
 	// SendWait bounds ?wait=true; default DefaultSendWait.
 	SendWait time.Duration
@@ -129,6 +139,7 @@ func (s *Server) routes() []route {
 	return []route{
 		{Method: "POST", Path: "/api/v1/messages", handler: s.postMessage},
 		{Method: "GET", Path: "/api/v1/messages/{command_id}", handler: s.getMessage},
+		{Method: "POST", Path: "/api/v1/messages/preview", handler: s.previewMessage},
 		{Method: "GET", Path: "/api/v1/conversations", handler: s.listConversations},
 		{Method: "GET", Path: "/api/v1/conversations/{account_uid}/{session_type}/{talker_id}", handler: s.getConversation},
 		{Method: "GET", Path: "/api/v1/conversations/{account_uid}/{session_type}/{talker_id}/messages", handler: s.conversationMessages},
@@ -136,10 +147,14 @@ func (s *Server) routes() []route {
 		{Method: "POST", Path: "/api/v1/conversations/{account_uid}/{session_type}/{talker_id}/status", handler: s.setStatus},
 		{Method: "POST", Path: "/api/v1/conversations/{account_uid}/{session_type}/{talker_id}/notes", handler: s.addNote},
 		{Method: "POST", Path: "/api/v1/conversations/{account_uid}/{session_type}/{talker_id}/read", handler: s.markRead},
+		{Method: "POST", Path: "/api/v1/conversations/{account_uid}/{session_type}/{talker_id}/presence", handler: s.presence},
 		{Method: "GET", Path: "/api/v1/events", handler: s.events},
 		{Method: "GET", Path: "/api/v1/dead-letters", handler: s.listDeadLetters},
 		{Method: "POST", Path: "/api/v1/dead-letters/{id}/replay", handler: s.replayDeadLetter},
 		{Method: "GET", Path: "/api/v1/me", handler: s.me},
+		{Method: "GET", Path: "/api/v1/members", handler: s.members},
+		{Method: "POST", Path: "/api/v1/images", handler: s.uploadImage},
+		{Method: "GET", Path: "/api/v1/images/{id}", Public: true, handler: s.image},
 		{Method: "GET", Path: "/api/v1/openapi.json", Public: true, handler: s.openAPI},
 	}
 }
@@ -148,6 +163,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	s.mux.ServeHTTP(w, r)
+}
+
+// members is GET /api/v1/members: the team's names and roles (whom a
+// conversation can be assigned to).
+func (s *Server) members(w http.ResponseWriter, r *http.Request) {
+	type member struct {
+		Name string    `json:"name"`
+		Role team.Role `json:"role"`
+	}
+	out := []member{}
+	if s.cfg.Members != nil {
+		list, err := s.cfg.Members.List(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, m := range list {
+			out = append(out, member{m.Name, m.Role})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"members": out})
 }
 
 // me is GET /api/v1/me: who the credentials belong to.

@@ -41,6 +41,11 @@ func newRig(t *testing.T, o options) *rig {
 	r := &rig{Rig: tr}
 	r.anaToken = tr.AddMember("ana", team.RoleAgent)
 	r.proc = tr.Process(teamtest.Options{Backfill: o.backfill})
+	presence := team.NewPresence(tr.Conn.NC, events.Subjects{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = presence.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 	s := api.New(api.Config{
 		Token:       serviceToken,
 		Members:     tr.Members,
@@ -51,6 +56,7 @@ func newRig(t *testing.T, o options) *rig {
 		DeadLetters: &sinks.DeadLetters{Stream: tr.Store.Events, Records: tr.Store.Records, Publisher: tr.Pub},
 		Heartbeat:   200 * time.Millisecond,
 		EventBuffer: o.eventBuffer,
+		Presence:    presence,
 	})
 	r.srv = httptest.NewServer(s)
 	t.Cleanup(r.srv.Close)
@@ -119,6 +125,7 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 	routes := []struct{ method, path, body string }{
 		{"POST", "/api/v1/messages", `{"session_type":1,"talker_id":"1","text":"x"}`},
 		{"GET", "/api/v1/messages/abc", ""},
+		{"POST", "/api/v1/messages/preview", `{"text":"x"}`},
 		{"GET", "/api/v1/conversations", ""},
 		{"GET", convPath(teamtest.Conv, ""), ""},
 		{"GET", convPath(teamtest.Conv, "/messages"), ""},
@@ -126,10 +133,13 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 		{"POST", convPath(teamtest.Conv, "/status"), `{"status":"done"}`},
 		{"POST", convPath(teamtest.Conv, "/notes"), `{"text":"x"}`},
 		{"POST", convPath(teamtest.Conv, "/read"), `{}`},
+		{"POST", convPath(teamtest.Conv, "/presence"), `{}`},
 		{"GET", "/api/v1/events", ""},
 		{"GET", "/api/v1/dead-letters", ""},
 		{"POST", "/api/v1/dead-letters/1/replay", ""},
 		{"GET", "/api/v1/me", ""},
+		{"GET", "/api/v1/members", ""},
+		{"POST", "/api/v1/images", "x"},
 	}
 	for _, rt := range routes {
 		for _, tok := range []string{"", "wrong", serviceToken + "x"} {
@@ -401,5 +411,17 @@ func TestMemberToken(t *testing.T) {
 	msg, err := r.Store.Outbox.GetLastMsgForSubject(context.Background(), "bili.425503913.send.1.293793435")
 	if err != nil || !strings.Contains(string(msg.Data), `"origin":{"platform":"api","user":"bo"}`) {
 		t.Errorf("the command does not name its sender: %v %s", err, msg.Data)
+	}
+}
+
+// The preview shows the parts a long text is sent as.
+func TestMessagePreview(t *testing.T) {
+	r := newRig(t, options{})
+	long := strings.Repeat("好", 480) + "\n" + strings.Repeat("多", 100)
+	body, _ := json.Marshal(map[string]string{"text": long})
+	res := r.do("POST", "/api/v1/messages/preview", serviceToken, string(body))
+	parts, _ := res.body["parts"].([]any)
+	if res.status != 200 || len(parts) != 2 || parts[0] != strings.Repeat("好", 480) || parts[1] != strings.Repeat("多", 100) {
+		t.Fatalf("preview: %d %s", res.status, res.raw)
 	}
 }

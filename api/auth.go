@@ -17,6 +17,9 @@ type Identity struct {
 	Actor events.Actor
 	// Role is the member's role (admin, agent); empty for the service.
 	Role team.Role
+	// Session is true for the browser inbox (a session cookie), false
+	// for a bearer token.
+	Session bool
 }
 
 // ErrForbidden is an Authenticator's answer to a request that carries a

@@ -285,3 +285,38 @@ func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
 	}
 	return n, true
 }
+
+// presence is POST …/presence {"typing": bool, "left": bool}: the member
+// has the conversation open (and is typing a reply), or closed it. Other
+// members see it on the event stream (event: presence).
+func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
+	key, ok := conversationKey(w, r)
+	if !ok {
+		return
+	}
+	var in struct {
+		Typing bool `json:"typing"`
+		Left   bool `json:"left"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	me := identity(r.Context()).Actor.Member
+	switch {
+	case me == "":
+		writeError(w, http.StatusBadRequest, codeBadRequest, "presence is a member's; the service token is nobody")
+		return
+	case s.cfg.Presence == nil:
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "presence is off on this bridge")
+		return
+	}
+	if _, err := s.cfg.Team.Get(key); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.cfg.Presence.Say(key, me, in.Typing, in.Left); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

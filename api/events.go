@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -84,13 +85,32 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		// A new client starts from now.
 		last = s.cfg.Projection.Applied()
 	}
-	s.stream(r.Context(), out, last, wanted)
+	var presence <-chan team.PresenceUpdate
+	if s.cfg.Presence != nil {
+		ch, stop := s.cfg.Presence.Subscribe(64)
+		defer stop()
+		presence = ch
+		for _, u := range s.cfg.Presence.Snapshot() {
+			if account == 0 || u.Conversation.AccountUID == account {
+				if out.presence(u) != nil {
+					return
+				}
+			}
+		}
+	}
+	s.stream(r.Context(), out, last, wanted, func(u team.PresenceUpdate) error {
+		if account != 0 && u.Conversation.AccountUID != account {
+			return nil
+		}
+		return out.presence(u)
+	}, presence)
 }
 
 // stream sends the events after sequence last, then live ones, until the
 // client goes or the server stops. A client too slow for the live
 // events falls back to reading the stream, where it left off.
-func (s *Server) stream(ctx context.Context, out *sseWriter, last uint64, wanted func(string, events.Event) bool) {
+func (s *Server) stream(ctx context.Context, out *sseWriter, last uint64, wanted func(string, events.Event) bool,
+	sendPresence func(team.PresenceUpdate) error, presence <-chan team.PresenceUpdate) {
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
 	for ctx.Err() == nil {
@@ -112,7 +132,7 @@ func (s *Server) stream(ctx context.Context, out *sseWriter, last uint64, wanted
 				return
 			}
 		}
-		if !s.relay(ctx, out, live, heartbeat.C, &last, wanted) {
+		if !s.relay(ctx, out, live, heartbeat.C, &last, wanted, sendPresence, presence) {
 			stop()
 			return
 		}
@@ -122,11 +142,16 @@ func (s *Server) stream(ctx context.Context, out *sseWriter, last uint64, wanted
 
 // relay sends live events until the subscription is dropped (true: read
 // the stream again) or the client or server goes (false).
-func (s *Server) relay(ctx context.Context, out *sseWriter, live <-chan team.Event, beat <-chan time.Time, last *uint64, wanted func(string, events.Event) bool) bool {
+func (s *Server) relay(ctx context.Context, out *sseWriter, live <-chan team.Event, beat <-chan time.Time, last *uint64, wanted func(string, events.Event) bool,
+	sendPresence func(team.PresenceUpdate) error, presence <-chan team.PresenceUpdate) bool {
 	for {
 		select {
 		case <-ctx.Done():
 			return false
+		case u := <-presence:
+			if sendPresence(u) != nil {
+				return false
+			}
 		case <-beat:
 			if out.write(": keep-alive\n\n") != nil {
 				return false
@@ -162,6 +187,31 @@ func (o *sseWriter) event(seq uint64, ev events.Event) error {
 		return nil // not sendable; the next one is
 	}
 	return o.write(fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", seq, ev.Type, data))
+}
+
+// presenceEvent is the data of an event: presence.
+type presenceEvent struct {
+	Conversation struct {
+		AccountUID  string `json:"account_uid"`
+		SessionType int    `json:"session_type"`
+		TalkerID    string `json:"talker_id"`
+	} `json:"conversation"`
+	Viewers []team.Viewer `json:"viewers"`
+}
+
+// presence writes who has a conversation open, without an id: it is not
+// on the stream, and a client that reconnects gets the present anew.
+func (o *sseWriter) presence(u team.PresenceUpdate) error {
+	var pe presenceEvent
+	pe.Conversation.AccountUID = strconv.FormatInt(u.Conversation.AccountUID, 10)
+	pe.Conversation.SessionType = u.Conversation.SessionType
+	pe.Conversation.TalkerID = strconv.FormatUint(u.Conversation.TalkerID, 10)
+	pe.Viewers = u.Viewers
+	data, err := json.Marshal(pe)
+	if err != nil {
+		return nil
+	}
+	return o.write("event: presence\ndata: " + string(data) + "\n\n")
 }
 
 func (o *sseWriter) write(s string) error {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/team"
 	"github.com/bilibridge/bilibridge/team/teamtest"
 )
 
@@ -27,6 +28,7 @@ type sseEvent struct {
 	id    uint64
 	typ   string
 	event events.Event
+	data  string
 }
 
 // listen connects to the event stream with query and lastID ("" for none).
@@ -40,9 +42,15 @@ func (r *rig) listen(query, lastID string) *sse {
 // listenPaused connects, but reads nothing until s.read is closed.
 func (r *rig) listenPaused(query, lastID string) *sse {
 	r.T.Helper()
+	return r.listenAs(serviceToken, query, lastID)
+}
+
+// listenAs is listenPaused with another token.
+func (r *rig) listenAs(token, query, lastID string) *sse {
+	r.T.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", r.srv.URL+"/api/v1/events"+query, nil)
-	req.Header.Set("Authorization", "Bearer "+serviceToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
@@ -74,6 +82,8 @@ func (r *rig) listenPaused(query, lastID string) *sse {
 				cur.id, _ = strconv.ParseUint(line[4:], 10, 64)
 			case strings.HasPrefix(line, "event: "):
 				cur.typ = line[7:]
+			case strings.HasPrefix(line, "data: ") && cur.typ == "presence":
+				cur.data = line[6:]
 			case strings.HasPrefix(line, "data: "):
 				ev, err := events.Parse([]byte(line[6:]))
 				if err != nil && ctx.Err() == nil {
@@ -185,5 +195,31 @@ func TestSlowEventClientLosesNothing(t *testing.T) {
 			t.Fatalf("event %d: %s (id %d after %d), want %s", i, e.event.ID, e.id, last, want[i])
 		}
 		last = e.id
+	}
+}
+
+// Who has a conversation open, and who is typing, reaches the other
+// members at once, and goes when they leave.
+func TestPresence(t *testing.T) {
+	r := newRig(t, options{})
+	r.Message(teamtest.Conv, events.DirectionIn, "hi")
+	r.waitConversation(teamtest.Conv)
+	bo := r.AddMember("bo", team.RoleAgent)
+	s := r.listenAs(bo, "?types="+events.TypeTeamNote, "")
+	close(s.read)
+	if res := r.do("POST", convPath(teamtest.Conv, "/presence"), r.anaToken, `{"typing":true}`); res.status != 204 {
+		t.Fatalf("presence: %d %s", res.status, res.raw)
+	}
+	e := s.next()
+	want := `{"conversation":{"account_uid":"425503913","session_type":1,"talker_id":"293793435"},"viewers":[{"member":"ana","typing":true}]}`
+	if e.typ != "presence" || e.data != want || e.id != 0 {
+		t.Fatalf("presence event %+v, want %s without an id", e, want)
+	}
+	r.do("POST", convPath(teamtest.Conv, "/presence"), r.anaToken, `{"left":true}`)
+	if e := s.next(); e.typ != "presence" || !strings.Contains(e.data, `"viewers":[]`) {
+		t.Fatalf("after leaving: %+v", e)
+	}
+	if res := r.do("POST", convPath(teamtest.Conv, "/presence"), serviceToken, `{}`); res.status != 400 {
+		t.Errorf("presence of the service token: %d", res.status)
 	}
 }

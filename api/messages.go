@@ -67,9 +67,11 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	origin := &events.Origin{Platform: "api"}
-	if m := identity(r.Context()).Actor.Member; m != "" {
-		origin.User = m
+	id := identity(r.Context())
+	if id.Session {
+		origin.Platform = "web"
 	}
+	origin.User = id.Actor.Member
 	req := send.Request{
 		AccountUID:  int64(uid),
 		SessionType: *in.SessionType,
@@ -116,6 +118,23 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
+}
+
+// previewMessage is POST /api/v1/messages/preview {"text": "…"}: the
+// parts the text would be sent as (Bilibili takes at most 500 characters
+// a message), so that a writer sees the split before sending.
+func (s *Server) previewMessage(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Text string `json:"text"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	parts := bilibili.SplitText(in.Text)
+	if parts == nil {
+		parts = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"parts": parts})
 }
 
 // parseID accepts "293793435" or 293793435.

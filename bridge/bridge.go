@@ -63,6 +63,8 @@ type Bridge struct {
 	Members    *team.Members
 	Projection *team.Projection
 	Team       *team.Service
+	Sessions   *team.Sessions
+	Presence   *team.Presence
 
 	pub  *bus.Publisher
 	http *HTTPServer
@@ -156,8 +158,11 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	if b.http != nil {
-		// Every API route needs credentials: API_TOKEN, or a member's.
-		b.http.Handle(api.Prefix, b.api(cfg))
+		// Every API route needs credentials: API_TOKEN, a member's token,
+		// or a browser session of the inbox served at /.
+		in := b.inbox()
+		b.http.Handle(api.Prefix, b.api(cfg, in))
+		b.http.Handle("/", in)
 		t.Go("HTTP server", func() error { return b.http.Run(ctx) })
 	}
 	log.Info("bridge running", "accounts", len(b.Accounts), "poll_interval", cfg.PollInterval, "sinks", len(integrations))

@@ -9,6 +9,7 @@ import (
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/inbox"
 	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/sinks"
 	"github.com/bilibridge/bilibridge/team"
@@ -37,12 +38,26 @@ func (b *Bridge) startTeam(ctx context.Context, t *tasks, cfg *config.Config) {
 		}
 	}
 	b.Team = team.NewService(tc)
+	b.Sessions = team.NewSessions(b.Store.Sessions, b.Members)
+	b.Presence = team.NewPresence(b.Conn.NC, b.Subjects)
+	t.Go("presence", func() error { return b.Presence.Run(ctx) })
 }
 
-// api is the HTTP API over this bridge's parts.
-func (b *Bridge) api(cfg *config.Config) *api.Server {
+// inbox is the browser inbox over this bridge's team.
+func (b *Bridge) inbox() *inbox.Server {
+	var accounts []inbox.Account
+	for _, a := range b.Accounts {
+		accounts = append(accounts, inbox.Account{UID: a.UID, Name: a.Name})
+	}
+	return inbox.New(inbox.Config{Sessions: b.Sessions, Members: b.Members, Accounts: accounts, Logger: b.log})
+}
+
+// api is the HTTP API over this bridge's parts; sessions are the browser
+// inbox's.
+func (b *Bridge) api(cfg *config.Config, sessions api.Authenticator) *api.Server {
 	return api.New(api.Config{
-		Token: cfg.APIToken, Members: b.Members,
+		Token: cfg.APIToken, Members: b.Members, Sessions: sessions, Presence: b.Presence,
+		Uploads: b.Store.Uploads, UploadsURL: "http://" + localAddr(b.HTTPAddr) + "/api/v1/images",
 		Outbox: b.Outbox, Team: b.Team, Projection: b.Projection, Stream: b.Store.Events,
 		DeadLetters: &sinks.DeadLetters{Stream: b.Store.Events, Records: b.Store.Records, Publisher: b.pub, Subjects: b.Subjects},
 		Subjects:    b.Subjects, Logger: b.log,

@@ -27,10 +27,17 @@ const (
 	// BucketConversations holds the team's view of every conversation, a
 	// projection of stream BILI that can be rebuilt from it.
 	BucketConversations = "bili_conversations"
+	// BucketUploads (an object store) holds images pasted in the browser
+	// inbox for UploadTTL.
+	BucketUploads = "bili_uploads"
 )
 
 // SessionTTL is how long an unused browser session lasts.
 const SessionTTL = 30 * 24 * time.Hour
+
+// UploadTTL is how long an image pasted in the browser inbox is kept: the
+// sender fetches it within seconds, or retries for minutes.
+const UploadTTL = 24 * time.Hour
 
 // StoreConfig sizes the streams and buckets.
 type StoreConfig struct {
@@ -62,6 +69,9 @@ type Store struct {
 	// Team, Sessions and Conversations are the team inbox's (see the
 	// bucket constants).
 	Team, Sessions, Conversations jetstream.KeyValue
+	// Uploads holds images pasted in the browser inbox until the sender
+	// has sent them (a day).
+	Uploads jetstream.ObjectStore
 }
 
 // Provision creates or updates the streams and KV buckets. It is
@@ -128,6 +138,13 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 			return nil, fmt.Errorf("provisioning KV bucket %s: %w", b.cfg.Bucket, err)
 		}
 		*b.dst = kv
+	}
+	st.Uploads, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: BucketUploads, Description: "images pasted in the browser inbox, until sent",
+		TTL: UploadTTL, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provisioning object store %s: %w", BucketUploads, err)
 	}
 	return &st, nil
 }

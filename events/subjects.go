@@ -108,6 +108,11 @@ func (s Subjects) Inbox() []string {
 	return []string{p + ".*.msg.>", p + ".*.recall.>", p + ".*.sent.>", p + ".*.account", p + ".*.team.>"}
 }
 
+// Presence is the core NATS subject (stored by no stream) on which
+// bridge processes tell each other who has a conversation open in the
+// browser inbox, and who is typing there.
+func (s Subjects) Presence() string { return s.prefix() + ".presence" }
+
 // All matches every subject of the contract, the outbox's too: what
 // `bilibridge tail` shows. It is no stream's subject list (BILI and
 // BILI_OUTBOX must not overlap).
