@@ -1,9 +1,12 @@
 package inbox_test
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,6 +220,9 @@ func TestInboxInBrowser(t *testing.T) {
 	// A DM appears without a reload.
 	w.dm(friend, "hello from Bilibili")
 	ana.waitText("the new DM in the list", "#list", "hello from Bilibili")
+	if title := evalAs[string](ana, `document.title`); title != "(1) bilibridge" {
+		t.Errorf("tab title %q, want the unread count in it", title)
+	}
 	ana.do("open it", chromedp.Click(`#list li[data-key="425503913.1.293793435"]`))
 	ana.waitText("the history", "#messages", "hello from Bilibili")
 
@@ -229,6 +235,15 @@ func TestInboxInBrowser(t *testing.T) {
 	}
 	if s := w.fake.Sent(uid); len(s) != 1 || !strings.Contains(s[0].Content, "thanks, on it") {
 		t.Fatalf("send_msg got %+v", s)
+	}
+
+	// An image picked from the disk is sent as an image.
+	ana.do("pick an image", chromedp.SetUploadFiles(`#image`, []string{pngFile(t)}))
+	for end := time.Now().Add(15 * time.Second); len(w.fake.Sent(uid)) < 2 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := w.fake.Sent(uid); len(s) != 2 || s[1].MsgType != 2 {
+		t.Fatalf("send_msg got %+v, want the image as a second message", s)
 	}
 
 	// A refused send shows why.
@@ -265,6 +280,12 @@ func TestInboxInBrowser(t *testing.T) {
 		t.Fatalf("the DM's markup became page elements (%d) or ran (dialogs %v)", injected, *ana.dialogs)
 	}
 
+	// Keyboard: a claims, e marks done.
+	ana.do("a", chromedp.KeyEvent("a"))
+	ana.waitText("claimed by the keyboard", "#conv-meta", "assigned to ana")
+	ana.do("e", chromedp.KeyEvent("e"))
+	ana.waitText("done by the keyboard", "#conv-meta", "done")
+
 	// A state change without the CSRF token is refused, with the session.
 	status := evalAs[int](ana, `fetch('/api/v1/conversations/425503913/1/111222333/notes', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{"text":"forged"}'}).then(r => r.status)`)
 	if status != 403 {
@@ -275,6 +296,11 @@ func TestInboxInBrowser(t *testing.T) {
 		t.Fatalf("a note with the CSRF token: %d, want 201", csrfOK)
 	}
 	ana.waitText("the note in the conversation", "#messages", "real note")
+	// Another member opening the conversation sees the note too.
+	bo.do("bo shows all", chromedp.Click(`button[data-status="all"]`))
+	bo.waitText("the script DM in bo's list", "#list", "stranger")
+	bo.do("bo opens it", chromedp.Click(`#list li[data-key="425503913.1.111222333"]`))
+	bo.waitText("the note for bo", "#messages", "real note")
 
 	if *screenshots != "" {
 		takeScreenshots(t, w, root)
@@ -290,6 +316,21 @@ func takeScreenshots(t *testing.T, w *world, root context.Context) {
 		w.fake.AddUser(bilitest.User{UID: who.id, Name: []string{"小鹿乱撞", "商务合作-阿杰", "夜猫子"}[i], FollowsAccount: true})
 		w.dm(who.id, who.text)
 	}
+	// A conversation with a reply and a note.
+	prep := newBrowser(t, root)
+	prep.signIn(w.base, "ana", password)
+	prep.waitText("the list", "#list", "小鹿乱撞")
+	prep.do("open", chromedp.Click(`#list li[data-key="425503913.1.222001"]`))
+	prep.waitText("history", "#messages", "BGM")
+	prep.do("reply", chromedp.SendKeys(`#text`, "是《夏日回忆》，简介里有链接哦～"), chromedp.KeyEvent("\r"))
+	prep.waitText("sent", "#messages", "sent")
+	w.dm(222001, "找到了，谢谢！🎉 下期什么时候更新呀")
+	prep.waitText("the answer", "#messages", "下期")
+	prep.do("note", chromedp.Click(`input[name=mode][value=note]`), chromedp.SendKeys(`#text`, "老粉，常来问BGM，可以做个歌单置顶"), chromedp.KeyEvent("\r"))
+	prep.waitText("the note", "#messages", "歌单")
+	prep.do("claim", chromedp.Click(`#claim`))
+	prep.waitText("claimed", "#conv-meta", "assigned to ana")
+
 	for _, dark := range []bool{false, true} {
 		b := newBrowser(t, root)
 		scheme := "light"
@@ -305,10 +346,36 @@ func takeScreenshots(t *testing.T, w *world, root context.Context) {
 		b.do("settle", chromedp.Sleep(300*time.Millisecond))
 		write(t, filepath.Join(*screenshots, "inbox-list-"+scheme+".png"), screenshot(b))
 		b.do("open", chromedp.Click(`#list li[data-key="425503913.1.222001"]`))
-		b.waitText("history", "#messages", "BGM")
+		b.waitText("history", "#messages", "夏日回忆")
+		b.waitText("history", "#older", "The beginning")
 		b.do("settle", chromedp.Sleep(300*time.Millisecond))
 		write(t, filepath.Join(*screenshots, "inbox-conversation-"+scheme+".png"), screenshot(b))
 	}
+	// A phone-sized screen shows one pane at a time.
+	b := newBrowser(t, root)
+	b.do("a phone", chromedp.EmulateViewport(390, 844))
+	b.signIn(w.base, "bo", password)
+	b.waitText("the list", "#list", "夜猫子")
+	b.do("open", chromedp.Click(`#list li[data-key="425503913.1.222002"]`))
+	b.waitText("history", "#messages", "合作")
+	b.do("settle", chromedp.Sleep(300*time.Millisecond))
+	write(t, filepath.Join(*screenshots, "inbox-phone.png"), screenshot(b))
+}
+
+// pngFile writes a small PNG and returns its path.
+func pngFile(t *testing.T) string {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 16, 16))
+	for i := range img.Pix {
+		img.Pix[i] = 0xfb
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pixel.png")
+	write(t, path, buf.Bytes())
+	return path
 }
 
 func screenshot(b *browser) []byte {

@@ -131,9 +131,16 @@ async function openConversation(c) {
   $('messages').replaceChildren();
   $('older').textContent = '';
   $('presence').textContent = '';
-  drawHead();
   drawList();
   drawPresence();
+  try {
+    // The list has no notes: the conversation itself does.
+    state.open = await call('GET', convPath(c));
+  } catch (e) {
+    showError(e.message);
+  }
+  if (!state.open || convKey(state.open) !== convKey(c)) return;
+  drawHead();
   await loadOlder();
   scrollToEnd();
   say(false);
@@ -172,7 +179,8 @@ function drawHead() {
   }
 }
 
-// insertByTime puts a note where its time falls in the history.
+// insertByTime puts a message or note where its time falls in the
+// history (a reply still on its way, without a time, stays last).
 function insertByTime(li, iso) {
   li.dataset.time = iso;
   const list = $('messages');
@@ -197,17 +205,14 @@ async function loadOlder() {
     const res = await call('GET', convPath(c) + '/messages?' + p);
     if (state.open !== c) return;
     const list = $('messages');
-    const first = list.firstChild;
     const history = $('history');
     const from = history.scrollHeight - history.scrollTop;
     for (const d of res.messages) {
       if (state.shownKeys.has(d.message.msg_key)) continue;
       state.shownKeys.add(d.message.msg_key);
-      const li = message(d);
-      li.dataset.time = d.message.timestamp;
-      list.insertBefore(li, first);
+      insertByTime(message(d), d.message.timestamp);
     }
-    for (const n of c.notes || []) {
+    for (const n of state.open.notes || []) {
       if (!list.querySelector(`li.note[data-note="${CSS.escape(n.id)}"]`)) insertByTime(note(n), n.time);
     }
     history.scrollTop = history.scrollHeight - from;
@@ -242,9 +247,7 @@ function appendMessage(d) {
     }
   }
   const stick = nearEnd();
-  const li = message(d);
-  li.dataset.time = d.message.timestamp;
-  $('messages').append(li);
+  insertByTime(message(d), d.message.timestamp);
   if (stick) scrollToEnd();
 }
 
