@@ -39,7 +39,7 @@ Usage:
   bilibridge [run]              poll the account and publish its DMs (the default)
   bilibridge login [--check]    log in by scanning a QR code with the Bilibili app
   bilibridge tail [filter]      print live events, one line each (filter default "%s.*.>")
-  bilibridge demo [-for 1m]     the whole pipeline against a built-in fake Bilibili
+  bilibridge demo [-for 1m]     the whole pipeline against a built-in fake Bilibili, with the inbox
   bilibridge bench [flags]      measure the whole pipeline against the fake (docs/benchmarks.md)
   bilibridge send --to ID [--group] --text "…" | --image URL [--wait]
                                 send a DM through a running bridge's outbox
@@ -132,6 +132,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dur := fs.Duration("for", 0, "stop after this long (default: until Ctrl-C)")
 	every := fs.Duration("every", 2*time.Second, "how often the fake Bilibili receives a message")
 	verbose := fs.Bool("v", false, "show the bridge's log")
+	httpAddr := fs.String("http", bridge.DefaultDemoHTTPAddr, "where to serve the team inbox and the API (a free port when taken)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		logTo = stderr
 	}
-	return bridge.Demo(ctx, bridge.DemoOptions{Out: stdout, Log: logTo, Every: *every})
+	return bridge.Demo(ctx, bridge.DemoOptions{Out: stdout, Log: logTo, Every: *every, HTTPAddr: *httpAddr})
 }
 
 // benchCmd runs the whole-pipeline benchmark: this executable's `run` as

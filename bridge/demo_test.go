@@ -1,0 +1,59 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bilibridge/bilibridge/bridge"
+	"github.com/bilibridge/bilibridge/bus/bustest"
+)
+
+// The demo serves the inbox with a member whose password it prints, and
+// that password signs in.
+func TestDemoServesTheInbox(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	started := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- bridge.Demo(ctx, bridge.DemoOptions{Out: &out, Log: &bytes.Buffer{}, Every: 200 * time.Millisecond, HTTPAddr: "127.0.0.1:0",
+			Started: func(_ *bridge.Bridge, u, pw string) { started <- [2]string{u, pw} }})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	var site [2]string
+	select {
+	case site = <-started:
+	case err := <-done:
+		t.Fatalf("the demo stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not start")
+	}
+	if !strings.Contains(out.String(), site[1]) || !strings.Contains(out.String(), site[0]) {
+		t.Fatalf("the demo does not print where and how to sign in:\n%s", out.String())
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.PostForm(site[0]+"/login", url.Values{"name": {bridge.DemoMember}, "password": {site[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Set-Cookie") == "" {
+		t.Fatalf("signing in with the printed password: %d", res.StatusCode)
+	}
+	bustest.Eventually(t, "demo traffic", func() bool { return strings.Count(out.String(), "\n") > 8 })
+}
+
+// syncBuffer is a bytes.Buffer safe for the demo's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
