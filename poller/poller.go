@@ -729,8 +729,15 @@ func (p *Poller) bootstrap(ctx context.Context) error {
 // ack_seqno, at most the newest 100.
 func (p *Poller) publishUnread(ctx context.Context, s *bilibili.Session) (int, error) {
 	size := min(s.UnreadCount, 100)
+	// Up to the end the session list gave: a message that arrived since
+	// would otherwise push the oldest unread one out of the page (it is
+	// the next poll's, past the cursor).
+	var end uint64
+	if s.MaxSeqno > 0 && s.MaxSeqno < math.MaxUint64 {
+		end = s.MaxSeqno + 1
+	}
 	page, err := p.cfg.API.FetchSessionMsgs(ctx, bilibili.FetchParams{
-		SessionType: s.SessionType, TalkerID: s.TalkerID, BeginSeqno: s.AckSeqno, Size: size,
+		SessionType: s.SessionType, TalkerID: s.TalkerID, BeginSeqno: s.AckSeqno, EndSeqno: end, Size: size,
 	})
 	if err != nil {
 		return 0, err

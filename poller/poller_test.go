@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -703,4 +704,41 @@ func (b *beforeWrite) Update(ctx context.Context, key string, value []byte, rev 
 func (b *beforeWrite) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
 	b.hook()
 	return b.KeyValue.Create(ctx, key, value, opts...)
+}
+
+// arrivesDuringFetch is the Bilibili client with a message arriving just
+// before the first fetch_session_msgs: after the first start listed the
+// conversations, before it read their unread messages.
+type arrivesDuringFetch struct {
+	poller.API
+	once    sync.Once
+	deliver func()
+}
+
+func (a *arrivesDuringFetch) FetchSessionMsgs(ctx context.Context, p bilibili.FetchParams) (*bilibili.MessagePage, error) {
+	a.once.Do(a.deliver)
+	return a.API.FetchSessionMsgs(ctx, p)
+}
+
+// A message that arrives while the first start reads the unread ones
+// pushes none of them out: all unread and the new one are published, once.
+func TestFirstStartUnreadWithANewArrival(t *testing.T) {
+	r := newRig(t)
+	r.deliver(friend, "read")
+	if err := r.client.UpdateAck(context.Background(), 1, uint64(friend), 0); err != nil {
+		t.Fatal(err)
+	}
+	r.deliver(friend, "unread 1")
+	r.deliver(friend, "unread 2")
+	api := &arrivesDuringFetch{API: r.client, deliver: func() { r.deliver(friend, "new") }}
+	p := r.poller(func(c *poller.Config) { c.StartFrom = poller.StartUnread; c.API = api })
+	r.pollOnce(p)
+	r.pollOnce(p)
+	var got []string
+	for _, e := range r.events() {
+		got = append(got, messageData(t, e).Message.Text)
+	}
+	if want := []string{"unread 1", "unread 2", "new"}; !slices.Equal(got, want) {
+		t.Errorf("published %q, want %q", got, want)
+	}
 }
