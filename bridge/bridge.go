@@ -108,10 +108,14 @@ func Run(ctx context.Context, opts Options) error {
 	// fail stops what already runs; the HTTP listener, bound early, is
 	// released.
 	fail := func(err error) error {
+		stopping := ctx.Err() != nil
 		cancel()
 		t.Wait()
 		if b.http != nil {
 			b.http.Close()
+		}
+		if stopping && errors.Is(err, context.Canceled) {
+			return nil // asked to stop while starting: no error
 		}
 		return err
 	}

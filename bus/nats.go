@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -200,6 +201,22 @@ func startEmbedded(cfg EmbeddedConfig) (*embedded, error) {
 	if cfg.User == internalUser || cfg.User == localUser {
 		return nil, fmt.Errorf("NATS_USER %s is reserved for the bridge itself: choose another", cfg.User)
 	}
+	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("DATA_DIR: cannot create the NATS store %s (%v): point DATA_DIR at a writable directory", cfg.StoreDir, unwrapPath(err))
+	}
+	unlock, err := lockDir(cfg.StoreDir)
+	switch {
+	case errors.Is(err, errLocked):
+		return nil, fmt.Errorf("DATA_DIR: the NATS store %s is in use by another bilibridge process: stop it, or give this one its own DATA_DIR (NATS_URL lets several bridges share one NATS)", cfg.StoreDir)
+	case err != nil:
+		return nil, fmt.Errorf("DATA_DIR: cannot write in the NATS store %s (%v): point DATA_DIR at a writable directory", cfg.StoreDir, unwrapPath(err))
+	}
+	started := false
+	defer func() {
+		if !started {
+			unlock()
+		}
+	}()
 	e := &embedded{user: internalUser, password: rand.Text()}
 	opts := &server.Options{
 		ServerName:         "bilibridge",
@@ -230,6 +247,11 @@ func startEmbedded(cfg EmbeddedConfig) (*embedded, error) {
 		}
 		if p == 0 {
 			p = server.RANDOM_PORT // 0 would mean 4222
+		} else if ln, err := net.Listen("tcp", cfg.Listen); err != nil {
+			// Said now: the server would only never become ready.
+			return nil, fmt.Errorf("NATS_LISTEN %s is taken (another bilibridge, or a NATS server?): stop that, or set NATS_LISTEN to a free address, or to off", cfg.Listen)
+		} else {
+			ln.Close()
 		}
 		opts.Host, opts.Port = host, p
 	}
@@ -265,7 +287,25 @@ func startEmbedded(cfg EmbeddedConfig) (*embedded, error) {
 		return nil, errors.New("embedded NATS did not become ready (is the data directory writable, and the listen address free?)")
 	}
 	e.Server = ns
+	started = true
+	go func() {
+		ns.WaitForShutdown()
+		unlock()
+	}()
 	return e, nil
+}
+
+// errLocked is a store another process holds.
+var errLocked = errors.New("locked by another process")
+
+// unwrapPath drops the operation and path of a *PathError: the message
+// names the path already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // natsLogger forwards the server's log to slog, at one level lower than

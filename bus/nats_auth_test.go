@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -441,4 +443,53 @@ func TestReadOnlyUserConfig(t *testing.T) {
 			t.Errorf("the state bucket was overwritten: %v", err)
 		}
 	})
+}
+
+// A second server on the same store, a taken port and an unusable data
+// directory each fail in one sentence naming what to change (before, the
+// server only never became ready, and the start hung 15 s).
+func TestEmbeddedStartFailsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	first, err := StartEmbedded(EmbeddedConfig{Listen: "off", StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(first.Shutdown)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  EmbeddedConfig
+		want string
+	}{
+		{"store in use", EmbeddedConfig{Listen: "off", StoreDir: dir}, "in use by another bilibridge process"},
+		{"port taken", EmbeddedConfig{Listen: taken.Addr().String(), StoreDir: t.TempDir()}, "NATS_LISTEN " + taken.Addr().String() + " is taken"},
+		{"data dir is a file", EmbeddedConfig{Listen: "off", StoreDir: filepath.Join(file, "nats")}, "DATA_DIR: cannot create the NATS store"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns, err := StartEmbedded(tc.cfg)
+			if err == nil {
+				ns.Shutdown()
+				t.Fatal("started")
+			}
+			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("err %q, want one line with %q", err, tc.want)
+			}
+		})
+	}
+	// Once the first stops, the store is free again.
+	first.Shutdown()
+	first.WaitForShutdown()
+	again, err := StartEmbedded(EmbeddedConfig{Listen: "off", StoreDir: dir})
+	if err != nil {
+		t.Fatalf("the store after the first server stopped: %v", err)
+	}
+	again.Shutdown()
 }

@@ -121,6 +121,13 @@ func (c *Config) Validate() error {
 	if c.StartFrom != "unread" && c.StartFrom != "now" {
 		errs = append(errs, fmt.Errorf("START_FROM=%q: want unread or now", c.StartFrom))
 	}
+	if c.HTTPAddr != "" {
+		if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("HTTP_ADDR=%q: want host:port, such as 127.0.0.1:8080 (or empty to serve no HTTP)", c.HTTPAddr))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("HTTP_ADDR=%q: the port must be a number up to 65535", c.HTTPAddr))
+		}
+	}
 	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
 		errs = append(errs, fmt.Errorf("NATS_REPLICAS=%d: want 1 to 5", c.NATSReplicas))
 	}

@@ -180,3 +180,39 @@ func TestLoginsFromSeveralFiles(t *testing.T) {
 		t.Errorf("the environment should win: %+v %v", logins, err)
 	}
 }
+
+// A bad setting is refused by Load, before anything starts, in one line
+// that names the variable and what it wants, without the library's words.
+func TestLoadNamesTheBadVariable(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"POLL_INTERVAL": "abc"}, "POLL_INTERVAL=abc: want a duration such as 6s, 5m or 24h"},
+		{map[string]string{"POLL_UNSAFE": "maybe"}, "POLL_UNSAFE=maybe: want true or false"},
+		{map[string]string{"TELEGRAM_CHAT_ID": "abc"}, "TELEGRAM_CHAT_ID=abc: want the chat's numeric id"},
+		{map[string]string{"TELEGRAM_BOT_TOKEN": "123:abc"}, "TELEGRAM_BOT_TOKEN is set but TELEGRAM_CHAT_ID is not"},
+		{map[string]string{"TELEGRAM_CHAT_ID": "-1001"}, "TELEGRAM_CHAT_ID is set but TELEGRAM_BOT_TOKEN is not"},
+		{map[string]string{"DISCORD_BOT_TOKEN": "x"}, "DISCORD_BOT_TOKEN is set but DISCORD_CHANNEL_ID is not"},
+		{map[string]string{"WEBHOOK_SECRET": "whsec_" + "c2VjcmV0c2VjcmV0c2VjcmV0"}, "WEBHOOK_URLS is not"},
+		{map[string]string{"WEBHOOK_URLS": "https://example.com/h", "WEBHOOK_EVENTS": "foo"}, `WEBHOOK_EVENTS=foo: "foo" is not an event type`},
+		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL=loud: want debug, info, warn or error"},
+		{map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT=xml: want text or json"},
+		{map[string]string{"API_TOKEN": "x", "HTTP_ADDR": "nope"}, "HTTP_ADDR"},
+	} {
+		t.Run(fmt.Sprint(tc.env), func(t *testing.T) {
+			t.Setenv("DATA_DIR", t.TempDir())
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := config.Load()
+			if err == nil {
+				t.Fatal("Load accepted it")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, "envconfig") || strings.Count(msg, "\n") > 0 {
+				t.Errorf("Load: %q, want one line with %q", msg, tc.want)
+			}
+		})
+	}
+}

@@ -111,8 +111,8 @@ func plainParseError(err error) error {
 		value = "(hidden)"
 	}
 	var reason string
-	switch pe.TypeName {
-	case "Duration":
+	switch pe.TypeName { // reflect's String of the field's type
+	case "time.Duration":
 		reason = "want a duration such as 6s, 5m or 24h"
 	case "bool":
 		reason = "want true or false"

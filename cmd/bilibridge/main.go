@@ -63,12 +63,33 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the usage was asked for, and printed
+	}
+	return err
+}
+
+// simpleUsage is the help of the subcommands without flags.
+var simpleUsage = map[string]string{
+	"run": "Usage: bilibridge [run]\n  poll the Bilibili account(s), publish their DMs on NATS, deliver them to the sinks and serve\n  the inbox, the API and /metrics at HTTP_ADDR. Configuration: the environment (bilibridge help).\n",
+	"tail": "Usage: bilibridge tail [filter]\n  print the events of a running bridge as they come, one line each (filter default \"bili.*.>\",\n  e.g. \"bili.*.msg.>\"). It reaches the bridge at NATS_URL, or its embedded server at NATS_LISTEN.\n",
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := "run"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
 	}
+	if u, ok := simpleUsage[cmd]; ok && len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprint(stdout, u)
+		return nil
+	}
 	switch cmd {
 	case "run":
+		if len(args) > 0 {
+			return fmt.Errorf("run: unexpected argument %q; configuration comes from the environment (bilibridge help)", args[0])
+		}
 		return runBridge(ctx, stderr)
 	case "tail":
 		return tail(ctx, args, stdout)

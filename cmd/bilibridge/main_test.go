@@ -90,3 +90,19 @@ func unsetenv(t *testing.T, key string) {
 		t.Fatal(err)
 	}
 }
+
+// -h and --help on every subcommand print its usage and exit 0.
+func TestEverySubcommandHasHelp(t *testing.T) {
+	for _, cmd := range []string{"run", "tail", "login", "demo", "bench", "send", "member", "dead"} {
+		for _, flag := range []string{"-h", "--help"} {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), []string{cmd, flag}, &out, &errOut)
+			if err != nil {
+				t.Errorf("%s %s: %v", cmd, flag, err)
+			}
+			if !strings.Contains(strings.ToLower(out.String()+errOut.String()), "usage") {
+				t.Errorf("%s %s printed no usage:\n%s%s", cmd, flag, &out, &errOut)
+			}
+		}
+	}
+}
