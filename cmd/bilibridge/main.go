@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // simpleUsage is the help of the subcommands without flags.
 var simpleUsage = map[string]string{
-	"run": "Usage: bilibridge [run]\n  poll the Bilibili account(s), publish their DMs on NATS, deliver them to the sinks and serve\n  the inbox, the API and /metrics at HTTP_ADDR. Configuration: the environment (bilibridge help).\n",
+	"run":  "Usage: bilibridge [run]\n  poll the Bilibili account(s), publish their DMs on NATS, deliver them to the sinks and serve\n  the inbox, the API and /metrics at HTTP_ADDR. Configuration: the environment (bilibridge help).\n",
 	"tail": "Usage: bilibridge tail [filter]\n  print the events of a running bridge as they come, one line each (filter default \"bili.*.>\",\n  e.g. \"bili.*.msg.>\"). It reaches the bridge at NATS_URL, or its embedded server at NATS_LISTEN.\n",
 }
 
