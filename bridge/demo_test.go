@@ -6,19 +6,19 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bilibridge/bilibridge/bridge"
 	"github.com/bilibridge/bilibridge/bus/bustest"
+	"github.com/bilibridge/bilibridge/testlog"
 )
 
 // The demo serves the inbox with a member whose password it prints, and
 // that password signs in.
 func TestDemoServesTheInbox(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testlog.Buffer
 	started := make(chan [2]string, 1)
 	done := make(chan error, 1)
 	go func() {
@@ -48,16 +48,3 @@ func TestDemoServesTheInbox(t *testing.T) {
 	}
 	bustest.Eventually(t, "demo traffic", func() bool { return strings.Count(out.String(), "\n") > 8 })
 }
-
-// syncBuffer is a bytes.Buffer safe for the demo's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

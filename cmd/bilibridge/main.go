@@ -120,14 +120,17 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logins, err := cfg.Logins()
-	if errors.Is(err, config.ErrNoCredentials) {
-		return errors.New("no Bilibili login found: run `bilibridge login` and scan the QR code with the Bilibili app (or set BILI_SESSDATA and BILI_JCT), or try `bilibridge demo` to see the bridge work without an account")
-	}
+	log := cfg.Logger(stderr)
+	// Without a login the bridge stays up and waits for one (a container
+	// would otherwise restart in a loop before anyone could log in).
+	logins, err := bridge.WaitForLogin(ctx, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
-	return bridge.Run(ctx, bridge.Options{Config: cfg, Accounts: logins, Logger: cfg.Logger(stderr)})
+	return bridge.Run(ctx, bridge.Options{Config: cfg, Accounts: logins, Logger: log})
 }
 
 func tail(ctx context.Context, args []string, stdout io.Writer) error {

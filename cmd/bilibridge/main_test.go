@@ -7,8 +7,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bilibridge/bilibridge/config"
+	"github.com/bilibridge/bilibridge/testlog"
 )
 
 // clearEnv unsets every configuration variable for the test.
@@ -24,22 +26,40 @@ func clearEnv(t *testing.T) {
 	}
 }
 
-func TestRunWithoutLoginSaysWhatToDo(t *testing.T) {
+// Without a login, run stays up and says once what to do; it stops
+// without an error when asked to.
+func TestRunWithoutLoginWaitsAndSaysWhatToDo(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("DATA_DIR", t.TempDir())
-	var out, errOut bytes.Buffer
-	err := run(context.Background(), nil, &out, &errOut)
-	if err == nil {
-		t.Fatal("run without a login succeeded")
-	}
-	msg := err.Error()
-	for _, want := range []string{"no Bilibili login", "BILI_SESSDATA", "bilibridge demo"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("message %q lacks %q", msg, want)
+	t.Setenv("HTTP_ADDR", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut testlog.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, &bytes.Buffer{}, &errOut) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(errOut.String(), "no login: run `bilibridge login`") {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned (%v) instead of waiting for a login", err)
+		default:
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not say what to do: %q", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if strings.Count(msg, "\n") > 0 || strings.Contains(msg, "goroutine") {
-		t.Errorf("not one sentence: %q", msg)
+	time.Sleep(1500 * time.Millisecond) // a few more looks for the file
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("stopping while waiting for a login: %v", err)
+	}
+	if n := strings.Count(errOut.String(), "no login:"); n != 1 {
+		t.Errorf("said %d times, want once:\n%s", n, errOut.String())
+	}
+	for _, want := range []string{"BILI_SESSDATA", "bilibridge demo"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("the log lacks %q", want)
+		}
 	}
 }
 
