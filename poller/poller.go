@@ -96,6 +96,7 @@ type Poller struct {
 	wake     chan struct{}
 
 	retries convRetries // conversations that failed to sync
+	found   pollTally   // what the poll in progress published
 
 	mu       sync.Mutex
 	status   Status
@@ -357,6 +358,8 @@ func (p *Poller) putCursor(ctx context.Context, c *cursor, v uint64) error {
 // until it is synced; the others go on. Only when nothing could be synced
 // does the poll fail (and the whole poller back off).
 func (p *Poller) PollOnce(ctx context.Context) error {
+	p.found = pollTally{}
+	defer p.sayFound()
 	ts, err := p.getCursor(ctx, p.tsKey())
 	if err != nil {
 		return err
@@ -417,6 +420,32 @@ func (p *Poller) PollOnce(ctx context.Context) error {
 		return p.putCursor(ctx, ts, uint64(newTS))
 	}
 	return nil
+}
+
+// pollTally counts what one poll published, for its log line.
+type pollTally struct {
+	messages, recalls int
+	convs             map[[2]uint64]bool
+}
+
+func (t *pollTally) add(typ string, sessionType int, talker uint64) {
+	if typ == events.TypeRecall {
+		t.recalls++
+	} else {
+		t.messages++
+	}
+	if t.convs == nil {
+		t.convs = map[[2]uint64]bool{}
+	}
+	t.convs[[2]uint64{uint64(sessionType), talker}] = true
+}
+
+// sayFound logs one line for a poll that found something (nothing for
+// the many that find nothing).
+func (p *Poller) sayFound() {
+	if f := p.found; f.messages+f.recalls > 0 {
+		p.log.Info("new messages", "messages", f.messages, "conversations", len(f.convs), "recalls", f.recalls)
+	}
 }
 
 // unreadableCodes are the answers of fetch_session_msgs that no retry
@@ -783,6 +812,7 @@ func (p *Poller) publish(ctx context.Context, s *bilibili.Session, msgs []bilibi
 			return err
 		}
 		p.cfg.Metrics.published(ev.Type, m.Time(), p.cfg.Now())
+		p.found.add(ev.Type, s.SessionType, s.TalkerID)
 		last = m.MsgSeqno
 		if m.SenderUID != p.cfg.AccountUID {
 			lastIn = m

@@ -19,6 +19,7 @@ import (
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/poller"
+	"github.com/bilibridge/bilibridge/testlog"
 )
 
 const (
@@ -740,5 +741,26 @@ func TestFirstStartUnreadWithANewArrival(t *testing.T) {
 	}
 	if want := []string{"unread 1", "unread 2", "new"}; !slices.Equal(got, want) {
 		t.Errorf("published %q, want %q", got, want)
+	}
+}
+
+// A poll that found something says so in one info line; idle polls say
+// nothing.
+func TestPollSaysWhatItFound(t *testing.T) {
+	r := newRig(t)
+	logger, logged := testlog.New(t)
+	p := r.poller(func(c *poller.Config) { c.Logger = logger })
+	r.pollOnce(p)
+	r.pollOnce(p)
+	if n := len(logged.Grep("new messages")); n != 0 {
+		t.Fatalf("idle polls logged %d lines", n)
+	}
+	r.deliver(friend, "one")
+	r.deliver(friend, "two")
+	r.deliver(other, "three")
+	r.pollOnce(p)
+	lines := logged.Grep(`msg="new messages"`)
+	if len(lines) != 1 || !strings.Contains(lines[0], "messages=3 conversations=2") || !strings.Contains(lines[0], "level=INFO") {
+		t.Fatalf("log lines %q, want one info line with messages=3 conversations=2", lines)
 	}
 }
