@@ -177,6 +177,8 @@ func (d *dispatcher) deliver(u *unit) (done, permanent bool) {
 		if err == nil {
 			d.ep.succeeded(w)
 			d.records.clear(d.ctx, u.head(), &u.fail)
+			now := d.rt.cfg.Now()
+			d.rt.board.update(d.name, func(s *SinkStatus) { s.LastDelivery, s.Delivered = &now, s.Delivered+uint64(len(u.held)) })
 			for _, h := range u.held {
 				if !d.ack(h.msg) {
 					return false, false
@@ -368,6 +370,7 @@ func (d *dispatcher) deadLetter(held []heldEvent, evs []events.Event, reason str
 			sleep(d.ctx, wait)
 		}
 		d.rt.cfg.Metrics.dead.WithLabelValues(d.name).Inc()
+		d.rt.board.update(d.name, func(s *SinkStatus) { s.DeadLettered++ })
 		if !d.ack(h.msg) {
 			return false
 		}

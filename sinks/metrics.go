@@ -6,7 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	delivered, retried, failed, dead *prometheus.CounterVec
 	latency                          *prometheus.HistogramVec
-	up                               *prometheus.GaugeVec
+	up, backlog                      *prometheus.GaugeVec
 }
 
 // NewMetrics registers the sink metrics with reg (nil: unregistered).
@@ -28,9 +28,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "bilibridge_sink_up",
 			Help: "1 while the sink's endpoint answers, 0 while it fails and is being probed.",
 		}, []string{"sink"}),
+		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bilibridge_sink_backlog",
+			Help: "Events waiting for the sink (not yet delivered, or in flight), read from its consumer.",
+		}, []string{"sink"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.delivered, m.retried, m.failed, m.dead, m.latency, m.up)
+		reg.MustRegister(m.delivered, m.retried, m.failed, m.dead, m.latency, m.up, m.backlog)
 	}
 	return m
 }

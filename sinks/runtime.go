@@ -70,6 +70,9 @@ type RuntimeConfig struct {
 	LeaseTTL time.Duration
 	// Holder names this process in the leases; default a random id.
 	Holder string
+	// BacklogEvery is how often each sink's backlog is read; default
+	// BacklogEvery.
+	BacklogEvery time.Duration
 	// Since is where a sink seen for the first time starts: events
 	// published from then on (default: when NewRuntime ran). A sink added
 	// later does not get a month of history; an existing sink resumes
@@ -97,8 +100,9 @@ type RuntimeConfig struct {
 //   - Hand-over: at a stop the events held are handed back to JetStream
 //     at once, in stream order, for the process that takes over.
 type Runtime struct {
-	cfg RuntimeConfig
-	log *slog.Logger
+	cfg   RuntimeConfig
+	log   *slog.Logger
+	board board
 }
 
 // NewRuntime returns a runtime for cfg.
@@ -144,6 +148,9 @@ func NewRuntime(cfg RuntimeConfig) *Runtime {
 	if cfg.Holder == "" {
 		cfg.Holder = uuid.NewString()
 	}
+	if cfg.BacklogEvery <= 0 {
+		cfg.BacklogEvery = BacklogEvery
+	}
 	return &Runtime{cfg: cfg, log: cfg.Logger}
 }
 
@@ -154,7 +161,7 @@ func ConsumerName(sink string) string { return "sink_" + events.Token(sink) }
 // NATS failures are logged and retried, so it returns nil.
 func (r *Runtime) Run(ctx context.Context, sink Sink) error {
 	name := sink.Name()
-	log := r.log.With("sink", name)
+	log := r.log.With("sink", Describe(sink), "sink_id", name)
 	filters := r.cfg.Subjects.Deliverable()
 	if f, ok := sink.(Filter); ok {
 		filters = f.Subjects(r.cfg.Subjects)
@@ -176,6 +183,9 @@ func (r *Runtime) Run(ctx context.Context, sink Sink) error {
 		cfg.FilterSubject, cfg.FilterSubjects = filters[0], nil
 	}
 	log.Info("sink started", "consumer", cfg.Durable, "filters", filters)
+	r.board.update(name, func(s *SinkStatus) { s.Description = Describe(sink) })
+	r.board.setState(name, StateStarting, r.cfg.Now())
+	go r.watchBacklog(ctx, name, cfg.Durable)
 	var l *lease.Lease
 	if r.cfg.Leases != nil {
 		l = lease.New(r.cfg.Leases, "sink."+events.Token(name), r.cfg.Holder, r.cfg.LeaseTTL, log)
@@ -186,6 +196,7 @@ func (r *Runtime) Run(ctx context.Context, sink Sink) error {
 		if l != nil && !l.Renew(ctx) {
 			// Another process delivers (or NATS was slow to answer): stand
 			// by, and look again soon, so that a takeover is quick.
+			r.board.setState(name, StateStandby, r.cfg.Now())
 			sleep(ctx, min(r.cfg.LeaseTTL/3, 2*time.Second))
 			continue
 		}
@@ -198,6 +209,7 @@ func (r *Runtime) Run(ctx context.Context, sink Sink) error {
 			sleep(ctx, wait)
 			wait = min(wait*2, time.Minute)
 		case stop == stopDisabled:
+			r.board.setState(name, StateDisabled, r.cfg.Now())
 			return nil
 		case stop == stopConsumerLost:
 			// Someone deleted the consumer (nats consumer rm): make it
@@ -402,14 +414,17 @@ func newDispatcher(ctx context.Context, r *Runtime, sink Sink, log *slog.Logger,
 	d.ep = newEndpoint(max(r.cfg.ProbeEvery/10, time.Millisecond), r.cfg.ProbeEvery, r.cfg.Now,
 		func(up bool, downFor time.Duration, parked int) {
 			if up {
+				r.board.setState(d.name, StateDelivering, r.cfg.Now())
 				m.up.WithLabelValues(d.name).Set(1)
 				log.Info("sink back: resuming every waiting conversation", "down_for", downFor.Round(time.Millisecond), "conversations", parked)
 				return
 			}
 			m.up.WithLabelValues(d.name).Set(0)
+			r.board.setState(d.name, StateDown, r.cfg.Now())
 			log.Warn("sink down: its conversations wait while one event probes it", "probe_every_max", r.cfg.ProbeEvery)
 		})
 	m.up.WithLabelValues(d.name).Set(1)
+	r.board.setState(d.name, StateDelivering, r.cfg.Now())
 	return d
 }
 

@@ -38,6 +38,21 @@ type Batcher interface {
 	DeliverBatch(ctx context.Context, evs []events.Event) error
 }
 
+// Describer is implemented by sinks that can say, for people, where they
+// deliver: "webhook https://hooks.example.com/bili", "telegram chat
+// -1001234567890". Logs and status use it; Name stays the stable id.
+type Describer interface {
+	Describe() string
+}
+
+// Describe says where sink delivers: its Describe, or its Name.
+func Describe(sink Sink) string {
+	if d, ok := sink.(Describer); ok {
+		return d.Describe()
+	}
+	return sink.Name()
+}
+
 // Filter is implemented by sinks that want only some events.
 type Filter interface {
 	// Subjects returns the subject filters of the events the sink wants,

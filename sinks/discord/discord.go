@@ -241,6 +241,9 @@ func idSet(what string, ids []string) (map[string]bool, error) {
 // Name is "discord-<channel id>".
 func (s *Sink) Name() string { return s.name }
 
+// Describe is "discord channel <id>".
+func (s *Sink) Describe() string { return "discord channel " + s.channel }
+
 // Subjects: messages, recalls, send results, account status, and team
 // actions (shown on the threads, whether or not Config.Team is set: the
 // browser and the API change the team state too).

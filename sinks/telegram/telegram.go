@@ -295,6 +295,9 @@ func New(cfg Config) (*Sink, error) {
 // Name is "telegram-<chat id>", with '-' as '_'.
 func (s *Sink) Name() string { return s.name }
 
+// Describe is "telegram chat <id>".
+func (s *Sink) Describe() string { return "telegram chat " + strconv.FormatInt(s.cfg.ChatID, 10) }
+
 // Subjects: messages, recalls, send results, account status, and team
 // actions (shown on the topics, whether or not Config.Team is set: the
 // browser and the API change the team state too).

@@ -170,6 +170,9 @@ func sinkName(url string) string {
 // included, changes the name (and so the runtime's consumer).
 func (s *Sink) Name() string { return s.name }
 
+// Describe is "webhook <the URL with its secrets hidden>".
+func (s *Sink) Describe() string { return "webhook " + s.redacted }
+
 // Subjects returns the subject filters of the sink's event types.
 func (s *Sink) Subjects(sub events.Subjects) []string {
 	var out []string

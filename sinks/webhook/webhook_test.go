@@ -647,3 +647,17 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 	}
 }
+
+// Describe names the endpoint for people, without its secrets.
+func TestDescribe(t *testing.T) {
+	s := newSink(t, webhook.Config{URL: "https://user:pw@hooks.example.com/bili?token=s3cr3t-token"})
+	d := sinks.Describe(s)
+	if !strings.HasPrefix(d, "webhook https://") || !strings.Contains(d, "hooks.example.com/bili") {
+		t.Errorf("Describe = %q", d)
+	}
+	for _, secret := range []string{"s3cr3t-token", "pw"} {
+		if strings.Contains(d, secret) {
+			t.Errorf("Describe = %q shows %q", d, secret)
+		}
+	}
+}
