@@ -73,6 +73,9 @@ type Config struct {
 	// at an address the sender reaches); either empty: uploads are off.
 	Uploads    jetstream.ObjectStore
 	UploadsURL string
+	// Status reports the bridge's accounts, sinks and sender (GET
+	// /api/v1/status); nil: the route answers 503.
+	Status func(ctx context.Context) any
 	// Presence is who has which conversation open in the browser inbox;
 	// nil: nobody is shown.
 	Presence *team.Presence
@@ -152,6 +155,7 @@ func (s *Server) routes() []route {
 		{Method: "GET", Path: "/api/v1/dead-letters", handler: s.listDeadLetters},
 		{Method: "POST", Path: "/api/v1/dead-letters/{id}/replay", handler: s.replayDeadLetter},
 		{Method: "GET", Path: "/api/v1/me", handler: s.me},
+		{Method: "GET", Path: "/api/v1/status", handler: s.status},
 		{Method: "GET", Path: "/api/v1/members", handler: s.members},
 		{Method: "POST", Path: "/api/v1/images", handler: s.uploadImage},
 		{Method: "GET", Path: "/api/v1/images/{id}", Public: true, handler: s.image},
@@ -184,6 +188,17 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"members": out})
+}
+
+// status is GET /api/v1/status: each account (login, polling), each sink
+// (state, backlog, last delivery, dead letters) and the sender (queue,
+// last outcome), as this process sees them.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Status == nil {
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "status is not available here")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.cfg.Status(r.Context()))
 }
 
 // me is GET /api/v1/me: who the credentials belong to.

@@ -139,6 +139,7 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 		{"POST", "/api/v1/dead-letters/1/replay", ""},
 		{"GET", "/api/v1/me", ""},
 		{"GET", "/api/v1/members", ""},
+		{"GET", "/api/v1/status", ""},
 		{"POST", "/api/v1/images", "x"},
 	}
 	for _, rt := range routes {

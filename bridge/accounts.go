@@ -86,32 +86,9 @@ func (b *Bridge) Ready() error {
 	return nil
 }
 
-// statusText answers /status: each account's login and last good poll,
-// and how many send commands wait in the outbox.
+// statusText answers /status in the chats: Status for people.
 func (b *Bridge) statusText(ctx context.Context) string {
-	var s strings.Builder
-	for _, acct := range b.Accounts {
-		st := acct.Poller.Status()
-		login := "login OK"
-		if !st.LoginValid {
-			login = "LOGIN EXPIRED — run `bilibridge login`"
-		}
-		last := "no successful poll yet"
-		if !st.LastGoodPoll.IsZero() {
-			last = "last good poll " + time.Since(st.LastGoodPoll).Round(time.Second).String() + " ago"
-		}
-		name := acct.Name
-		if name == "" {
-			name = "account"
-		}
-		fmt.Fprintf(&s, "%s (uid %d): %s, %s\n", name, acct.UID, login, last)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if info, err := b.Store.Outbox.Info(ctx); err == nil {
-		fmt.Fprintf(&s, "Replies waiting to be sent: %d\n", info.State.Msgs)
-	}
-	return strings.TrimSpace(s.String())
+	return strings.TrimSpace(b.Status(ctx).Text(time.Now()))
 }
 
 // identify finds the account's uid and name from nav. With an expired

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,9 @@ type Options struct {
 	RefreshKey *rsa.PublicKey
 	// Started, when set, is called once everything runs.
 	Started func(*Bridge)
+	// SummaryEvery is how often the bridge logs a summary; default
+	// SummaryEvery.
+	SummaryEvery time.Duration
 }
 
 // Bridge is a running bridge.
@@ -69,6 +73,10 @@ type Bridge struct {
 	pub  *bus.Publisher
 	http *HTTPServer
 	log  *slog.Logger
+	rt   *sinks.Runtime
+
+	mu       sync.Mutex
+	lastSend *SendOutcome
 }
 
 // Account is one Bilibili account the bridge serves: its own client (and
@@ -123,6 +131,7 @@ func Run(ctx context.Context, opts Options) error {
 	// The runtime is made before the pollers run: a sink seen for the
 	// first time starts with the events published from now on.
 	rt := b.runtime(cfg)
+	b.rt = rt
 	// The HTTP server binds first: a busy port fails the start, and the
 	// sender must know the address that serves Telegram photos.
 	if cfg.HTTPAddr != "" {
@@ -169,6 +178,11 @@ func Run(ctx context.Context, opts Options) error {
 		b.http.Handle("/", in)
 		t.Go("HTTP server", func() error { return b.http.Run(ctx) })
 	}
+	every := opts.SummaryEvery
+	if every <= 0 {
+		every = SummaryEvery
+	}
+	t.Go("summary", func() error { return b.summarize(ctx, every, log) })
 	log.Info("bridge running", "accounts", len(b.Accounts), "poll_interval", cfg.PollInterval, "sinks", len(integrations))
 	if opts.Started != nil {
 		opts.Started(b)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/bilibridge/bilibridge/api"
 	"github.com/bilibridge/bilibridge/bilibili"
@@ -49,7 +50,8 @@ func (b *Bridge) inbox() *inbox.Server {
 	for _, a := range b.Accounts {
 		accounts = append(accounts, inbox.Account{UID: a.UID, Name: a.Name})
 	}
-	return inbox.New(inbox.Config{Sessions: b.Sessions, Members: b.Members, Accounts: accounts, Logger: b.log})
+	return inbox.New(inbox.Config{Sessions: b.Sessions, Members: b.Members, Accounts: accounts, Logger: b.log,
+		Status: func(ctx context.Context) string { return b.Status(ctx).Text(time.Now()) }})
 }
 
 // api is the HTTP API over this bridge's parts; sessions are the browser
@@ -57,6 +59,7 @@ func (b *Bridge) inbox() *inbox.Server {
 func (b *Bridge) api(cfg *config.Config, sessions api.Authenticator) *api.Server {
 	return api.New(api.Config{
 		Token: cfg.APIToken, Members: b.Members, Sessions: sessions, Presence: b.Presence,
+		Status:  func(ctx context.Context) any { return b.Status(ctx) },
 		Uploads: b.Store.Uploads, UploadsURL: "http://" + localAddr(b.HTTPAddr) + "/api/v1/images",
 		Outbox: b.Outbox, Team: b.Team, Projection: b.Projection, Stream: b.Store.Events,
 		DeadLetters: &sinks.DeadLetters{Stream: b.Store.Events, Records: b.Store.Records, Publisher: b.pub, Subjects: b.Subjects},

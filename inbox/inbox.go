@@ -55,8 +55,11 @@ type Config struct {
 	Members  Members
 	// Accounts are the Bilibili accounts served, for the page to name.
 	Accounts []Account
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Status, when set, is the bridge's status for people, shown on the
+	// page while the team has no member.
+	Status func(ctx context.Context) string
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Account is a Bilibili account the bridge serves.
@@ -130,7 +133,11 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !any {
-		s.render(w, http.StatusOK, "setup.html", nil)
+		var status string
+		if s.cfg.Status != nil {
+			status = s.cfg.Status(r.Context())
+		}
+		s.render(w, http.StatusOK, "setup.html", setupPage{Status: status})
 		return
 	}
 	sess, _, err := s.session(r)
@@ -139,6 +146,10 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, http.StatusOK, "app.html", appPage{Member: sess.Member, Role: string(sess.Role), CSRF: sess.CSRF, Accounts: s.cfg.Accounts})
+}
+
+type setupPage struct {
+	Status string
 }
 
 type loginPage struct {

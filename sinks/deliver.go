@@ -179,6 +179,7 @@ func (d *dispatcher) deliver(u *unit) (done, permanent bool) {
 			d.records.clear(d.ctx, u.head(), &u.fail)
 			now := d.rt.cfg.Now()
 			d.rt.board.update(d.name, func(s *SinkStatus) { s.LastDelivery, s.Delivered = &now, s.Delivered+uint64(len(u.held)) })
+			d.rt.board.poke(d.name)
 			for _, h := range u.held {
 				if !d.ack(h.msg) {
 					return false, false

@@ -41,6 +41,21 @@ const BacklogEvery = 15 * time.Second
 type board struct {
 	mu    sync.Mutex
 	sinks map[string]*SinkStatus
+	// nudge asks a sink's backlog watcher to read the backlog now (after
+	// a delivery or a state change), rather than at its next tick.
+	nudge map[string]chan struct{}
+}
+
+// poke nudges name's backlog watcher, if it has one and is not already
+// nudged.
+func (b *board) poke(name string) {
+	b.mu.Lock()
+	ch := b.nudge[name]
+	b.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 func (b *board) update(name string, fn func(*SinkStatus)) {
@@ -64,6 +79,7 @@ func (b *board) setState(name, state string, now time.Time) {
 			s.State, s.Since = state, now
 		}
 	})
+	b.poke(name)
 }
 
 // Status is the status of every sink this runtime runs, by name.
@@ -86,6 +102,13 @@ func (r *Runtime) Status() []SinkStatus {
 // watchBacklog reads the sink's backlog from its consumer until ctx ends.
 // Every process does, leased or not: the consumer is shared.
 func (r *Runtime) watchBacklog(ctx context.Context, name, durable string) {
+	nudge := make(chan struct{}, 1)
+	r.board.mu.Lock()
+	if r.board.nudge == nil {
+		r.board.nudge = map[string]chan struct{}{}
+	}
+	r.board.nudge[name] = nudge
+	r.board.mu.Unlock()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if cons, err := r.cfg.Stream.Consumer(cctx, durable); err == nil {
@@ -100,6 +123,9 @@ func (r *Runtime) watchBacklog(ctx context.Context, name, durable string) {
 		case <-ctx.Done():
 			return
 		case <-time.After(r.cfg.BacklogEvery):
+		case <-nudge:
+			// At most a read a second however busy the sink is.
+			sleep(ctx, time.Second)
 		}
 	}
 }

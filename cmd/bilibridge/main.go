@@ -45,6 +45,7 @@ Usage:
                                 send a DM through a running bridge's outbox
   bilibridge member …           the team: add, list, remove, password, token (member -h)
   bilibridge dead list|replay   the events sinks gave up on, and sending them again (dead -h)
+  bilibridge status             what a running bridge is doing: accounts, sinks, sender
   bilibridge version            print the version
   bilibridge help               this text
 
@@ -105,6 +106,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return memberCommand(ctx, args, os.Stdin, stdout, stderr)
 	case "dead":
 		return deadCommand(ctx, args, stdout, stderr)
+	case "status":
+		return statusCommand(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "bilibridge", buildVersion())
 		return nil
