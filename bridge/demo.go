@@ -7,11 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bilibridge/bilibridge/bilibili"
 	"github.com/bilibridge/bilibridge/bilibili/bilitest"
 	"github.com/bilibridge/bilibridge/config"
+	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/team"
 )
 
@@ -35,8 +39,10 @@ const DefaultDemoHTTPAddr = "127.0.0.1:8080"
 const DemoMember = "demo"
 
 // Demo runs the whole pipeline against an in-process fake Bilibili that
-// receives a message every opts.Every, and prints every event as `tail`
-// does, until ctx ends. Nothing leaves the machine and nothing is kept.
+// receives a message every opts.Every and answers every third one through
+// the real send path, prints every event as `tail` does, serves the inbox
+// and the API, and on Ctrl-C sums up and says what to try next. Nothing
+// leaves the machine and nothing is kept.
 func Demo(ctx context.Context, opts DemoOptions) error {
 	if opts.Every <= 0 {
 		opts.Every = 2 * time.Second
@@ -55,17 +61,15 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 	cfg.APIURL, cfg.MainAPIURL, cfg.PassportURL, cfg.WWWURL = fake.URL(), fake.URL(), fake.URL(), fake.URL()
 	// The fake has no risk control to upset.
 	cfg.PollInterval, cfg.PollUnsafe = time.Second, true
-	cfg.NATSListen, cfg.HTTPAddr = "off", opts.HTTPAddr
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = DefaultDemoHTTPAddr
-	}
-	if ln, err := net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		cfg.HTTPAddr = "127.0.0.1:0" // taken: any free port will do
-	} else {
-		ln.Close()
+	// `bilibridge tail` in another terminal reaches the demo's NATS at the
+	// default address when it is free.
+	cfg.NATSListen, cfg.HTTPAddr = freeOr(config.Defaults().NATSListen), freeOr(opts.HTTPAddr)
+	if opts.HTTPAddr == "" {
+		cfg.HTTPAddr = freeOr(DefaultDemoHTTPAddr)
 	}
 	password := team.GeneratePassword()
-	return Run(ctx, Options{
+	var tally demoTally
+	err = Run(ctx, Options{
 		Config:   &cfg,
 		Accounts: []config.Login{{Credentials: bilibili.Credentials{SESSDATA: acct.SESSDATA, BiliJct: acct.BiliJct, DedeUserID: fmt.Sprint(acct.UID)}}},
 		Logger:   slog.New(slog.NewTextHandler(opts.Log, nil)),
@@ -79,12 +83,17 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 				fmt.Fprintln(opts.Out, "demo member:", err)
 			}
 			url := "http://" + a.HTTPAddr
-			fmt.Fprintf(opts.Out, "bilibridge demo: a fake Bilibili account %d gets a message every %s.\n"+
+			tailCmd := "bilibridge tail"
+			if nats := a.Conn.ClientURL(); nats != "" && !strings.HasSuffix(nats, ":4222") {
+				tailCmd = "NATS_LISTEN=" + strings.TrimPrefix(nats, "nats://") + " bilibridge tail"
+			}
+			fmt.Fprintf(opts.Out, "bilibridge demo: a fake Bilibili account %d gets a message every %s, and answers every third one itself.\n"+
 				"  The team inbox: %s — sign in as %q with the password %s\n"+
-				"  The API (routes: %s/api/v1/openapi.json):\n"+
+				"  The API (routes: %s/api/v1/openapi.json), metrics at %s/metrics:\n"+
 				"    curl -H 'Authorization: Bearer %s' %s/api/v1/conversations\n"+
-				"Each line below is an event the bridge published on NATS. Ctrl-C stops; nothing is kept.\n",
-				acct.UID, opts.Every, url, DemoMember, password, url, token, url)
+				"  From another terminal: %s\n"+
+				"Each line below is an event on NATS (← in, → out). Ctrl-C stops; nothing is kept.\n",
+				acct.UID, opts.Every, url, DemoMember, password, url, url, token, url, tailCmd)
 			if opts.Started != nil {
 				opts.Started(a, url, password)
 			}
@@ -93,7 +102,75 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 					fmt.Fprintln(opts.Out, "tail:", err)
 				}
 			}()
+			go a.demoReplies(ctx, &tally, opts.Out)
 			go fake.Traffic(ctx, acct.UID, opts.Every, nil)
 		},
 	})
+	fmt.Fprintf(opts.Out, "\nDemo over: %d messages came in, %d replies went out through the sender (%d failed).\n"+
+		"Next:\n"+
+		"  bilibridge login          log in to your own Bilibili account (scan the QR code with the app)\n"+
+		"  bilibridge run            run the bridge; open http://127.0.0.1:8080 for the team inbox\n"+
+		"  bilibridge member add ana --role admin    the first member of the team\n"+
+		"  bilibridge tail           watch the events from another terminal\n"+
+		"  bilibridge help           every setting (webhooks, Telegram, Discord, …)\n",
+		tally.in.Load(), tally.sent.Load(), tally.failed.Load())
+	return err
+}
+
+// demoTally counts what the demo showed.
+type demoTally struct {
+	in, sent, failed atomic.Int64
+}
+
+// demoReplies answers every third incoming message through the outbox, as
+// a team member would, and counts what it sees.
+func (b *Bridge) demoReplies(ctx context.Context, tally *demoTally, out io.Writer) {
+	live, stop := b.Projection.Subscribe(1024)
+	defer func() { stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-live:
+			if !ok {
+				live, stop = b.Projection.Subscribe(1024)
+				continue
+			}
+			switch e.Event.Type {
+			case events.TypeSendSucceeded:
+				tally.sent.Add(1)
+			case events.TypeSendFailed:
+				tally.failed.Add(1)
+			case events.TypeMessage:
+				var d events.MessageData
+				if e.Event.DecodeData(&d) != nil || d.Message.Direction != events.DirectionIn || d.Conversation.Kind != events.ConversationUser {
+					continue
+				}
+				if tally.in.Add(1)%3 != 0 {
+					continue
+				}
+				_, err := b.Outbox.Submit(ctx, send.Request{AccountUID: d.AccountUID, SessionType: d.Conversation.SessionType,
+					TalkerID: d.Conversation.TalkerID, Command: events.SendCommand{
+						Text:   "谢谢你的私信！(an automatic reply from the bilibridge demo)",
+						Origin: &events.Origin{Platform: "demo"}}}, 0)
+				if err != nil && ctx.Err() == nil {
+					fmt.Fprintln(out, "demo reply:", err)
+				}
+			}
+		}
+	}
+}
+
+// freeOr is addr when nothing listens there, else a free port on
+// 127.0.0.1.
+func freeOr(addr string) string {
+	if addr == "" || addr == "off" {
+		return addr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	ln.Close()
+	return addr
 }

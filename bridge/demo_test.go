@@ -15,7 +15,8 @@ import (
 )
 
 // The demo serves the inbox with a member whose password it prints, and
-// that password signs in.
+// that password signs in; it answers some DMs itself through the sender,
+// and sums up when it stops.
 func TestDemoServesTheInbox(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out testlog.Buffer
@@ -25,7 +26,13 @@ func TestDemoServesTheInbox(t *testing.T) {
 		done <- bridge.Demo(ctx, bridge.DemoOptions{Out: &out, Log: &bytes.Buffer{}, Every: 200 * time.Millisecond, HTTPAddr: "127.0.0.1:0",
 			Started: func(_ *bridge.Bridge, u, pw string) { started <- [2]string{u, pw} }})
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	})
 	var site [2]string
 	select {
 	case site = <-started:
@@ -46,5 +53,19 @@ func TestDemoServesTheInbox(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Set-Cookie") == "" {
 		t.Fatalf("signing in with the printed password: %d", res.StatusCode)
 	}
-	bustest.Eventually(t, "demo traffic", func() bool { return strings.Count(out.String(), "\n") > 8 })
+	bustest.Eventually(t, "a reply of the demo, sent", func() bool {
+		return strings.Contains(out.String(), "⇢") && strings.Contains(out.String(), "→") && strings.Contains(out.String(), "✓")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("the demo ended with %v", err)
+	}
+	stopped = true
+	text := out.String()
+	if strings.Contains(text, "not a CloudEvent") {
+		t.Error("the demo's tail shows send commands as errors")
+	}
+	if !strings.Contains(text, "Demo over:") || strings.Contains(text, " 0 replies went out") || !strings.Contains(text, "bilibridge login") {
+		t.Errorf("the demo's end:\n%s", text[strings.LastIndex(text, "Demo over")-1:])
+	}
 }
