@@ -37,7 +37,7 @@ const usage = `bilibridge turns a Bilibili account's private messages into a tea
 
 Usage:
   bilibridge [run]              poll the account and publish its DMs (the default)
-  bilibridge login [--check]    log in by scanning a QR code with the Bilibili app
+  bilibridge login [--check]    log in by scanning a QR code with the Bilibili app (login -h)
   bilibridge tail [filter]      print live events, one line each (filter default "%s.*.>")
   bilibridge demo [-for 1m]     the whole pipeline against a built-in fake Bilibili, with the inbox
   bilibridge bench [flags]      measure the whole pipeline against the fake (docs/benchmarks.md)
@@ -45,6 +45,7 @@ Usage:
                                 send a DM through a running bridge's outbox
   bilibridge member …           the team: add, list, remove, password, token (member -h)
   bilibridge dead list|replay   the events sinks gave up on, and sending them again (dead -h)
+  bilibridge health             exit 0 when the bridge at HTTP_ADDR answers /healthz (Docker's check)
   bilibridge version            print the version
   bilibridge help               this text
 
@@ -105,6 +106,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return memberCommand(ctx, args, os.Stdin, stdout, stderr)
 	case "dead":
 		return deadCommand(ctx, args, stdout, stderr)
+	case "health":
+		return health(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "bilibridge", buildVersion())
 		return nil
