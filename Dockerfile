@@ -3,8 +3,8 @@
 # bilibridge container image.
 #
 #   docker build -t bilibridge --build-arg VERSION=$(git describe --tags --always) .
-#   docker run --rm -v bilibridge-data:/data -p 127.0.0.1:8080:8080 \
-#       -e BILI_SESSDATA=… -e BILI_JCT=… bilibridge
+#   docker run --rm -it -v bilibridge-data:/data bilibridge login   # scan the QR code
+#   docker run -d -v bilibridge-data:/data -p 127.0.0.1:8080:8080 bilibridge
 #
 # Without NATS_URL the binary embeds a NATS server (JetStream store under
 # /data/nats); docker-compose.yml runs it against a separate NATS instead.
@@ -29,7 +29,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 # distroless/static: no shell, no package manager, CA certificates and tzdata
 # included (HTTPS to Bilibili, Telegram, Discord), runs as uid/gid 65532
 # ("nonroot"). The binary is static (CGO_ENABLED=0), so nothing else is needed.
-# The price: no shell or curl inside, hence no HEALTHCHECK here (see below).
+# The price: no shell or curl inside, so the health check is the binary itself
+# (see below).
 FROM gcr.io/distroless/static-debian12:nonroot
 
 COPY --from=build /out/bilibridge /bilibridge
@@ -62,10 +63,13 @@ EXPOSE 8080
 
 USER 65532:65532
 
-# No HEALTHCHECK: the image has no shell, curl or wget, and bilibridge has no
-# health-probe subcommand. Probe GET /healthz (alive) or GET /readyz (NATS
-# connected and Bilibili login valid) from outside: an orchestrator's HTTP
-# probe, or a sidecar.
+# `bilibridge health` GETs /healthz at HTTP_ADDR (0.0.0.0 is probed on
+# 127.0.0.1) and exits 0 on 200: the process is alive and serving. It does
+# not check /readyz (NATS connected, Bilibili login valid): an expired login
+# is not cured by a restart, and /readyz says it to whoever probes it.
+# --timeout is above the probe's own 5 s.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["/bilibridge", "health"]
 
 # SIGTERM (docker stop) makes bilibridge drain its NATS connection and stop
 # the embedded server cleanly; give it time (docker stop -t 30,

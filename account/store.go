@@ -55,6 +55,24 @@ func WriteCredentials(path string, cr bilibili.Credentials) error {
 	return nil
 }
 
+// CheckDir makes sure WriteCredentials can write in dir: it makes dir and
+// creates and removes a file there. A login checks it before showing the
+// QR code, so that an unwritable directory fails before the person
+// logging in has scanned and confirmed on their phone rather than after.
+func CheckDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".credentials-check-*")
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Remove(f.Name())
+}
+
 // ReadCredentials reads a credentials file.
 func ReadCredentials(path string) (bilibili.Credentials, error) {
 	return config.ReadCredentials(path)

@@ -22,31 +22,51 @@ import (
 	"github.com/bilibridge/bilibridge/config"
 )
 
-// composeService is what these checks read of a compose service.
+// composeService is what these checks read of a compose service. The
+// fields of type any take each of compose's syntaxes (a string, a list or a
+// mapping); the YAML decoder resolves anchors and merge keys into them.
 type composeService struct {
 	Image       string            `yaml:"image"`
 	Build       any               `yaml:"build"`
 	Command     []string          `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
 	Ports       []yaml.Node       `yaml:"ports"`
+	EnvFile     any               `yaml:"env_file"`
+	Volumes     []any             `yaml:"volumes"`
+	Configs     []any             `yaml:"configs"`
+	Healthcheck struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
 }
 
-func readCompose(t *testing.T) map[string]composeService {
+// composeFile is what these checks read of docker-compose.yml.
+type composeFile struct {
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]any            `yaml:"volumes"`
+	Configs  map[string]struct {
+		File string `yaml:"file"`
+	} `yaml:"configs"`
+}
+
+func readComposeFile(t *testing.T) composeFile {
 	t.Helper()
 	b, err := os.ReadFile("../docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f struct {
-		Services map[string]composeService `yaml:"services"`
-	}
+	var f composeFile
 	if err := yaml.Unmarshal(b, &f); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
 	if len(f.Services) == 0 {
 		t.Fatal("docker-compose.yml has no services")
 	}
-	return f.Services
+	return f
+}
+
+func readCompose(t *testing.T) map[string]composeService {
+	t.Helper()
+	return readComposeFile(t).Services
 }
 
 // composeVar is compose's ${NAME}, ${NAME:-default} and ${NAME:?message}.
@@ -192,15 +212,16 @@ func parsePort(t *testing.T, n yaml.Node) (hostIP, published, target string) {
 	return "", rest, target
 }
 
-// TestDockerfileKeepsNATSOnLoopback: the image's embedded NATS is not
-// reachable from outside the container, and 4222 is not exposed.
-func TestDockerfileKeepsNATSOnLoopback(t *testing.T) {
+// dockerfileInstructions returns the Dockerfile's instructions, each as
+// its fields, continued lines joined and comments left out.
+func dockerfileInstructions(t *testing.T) [][]string {
+	t.Helper()
 	f, err := os.Open("../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var listen string
+	var out [][]string
 	var line strings.Builder
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -214,11 +235,22 @@ func TestDockerfileKeepsNATSOnLoopback(t *testing.T) {
 			continue
 		}
 		line.WriteString(text)
-		fields := strings.Fields(line.String())
-		line.Reset()
-		if len(fields) == 0 {
-			continue
+		if fields := strings.Fields(line.String()); len(fields) > 0 {
+			out = append(out, fields)
 		}
+		line.Reset()
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDockerfileKeepsNATSOnLoopback: the image's embedded NATS is not
+// reachable from outside the container, and 4222 is not exposed.
+func TestDockerfileKeepsNATSOnLoopback(t *testing.T) {
+	var listen string
+	for _, fields := range dockerfileInstructions(t) {
 		switch strings.ToUpper(fields[0]) {
 		case "EXPOSE":
 			for _, p := range fields[1:] {
@@ -233,9 +265,6 @@ func TestDockerfileKeepsNATSOnLoopback(t *testing.T) {
 				}
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil || !config.IsLoopbackHost(host) {

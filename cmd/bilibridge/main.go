@@ -37,7 +37,7 @@ const usage = `bilibridge turns a Bilibili account's private messages into a tea
 
 Usage:
   bilibridge [run]              poll the account and publish its DMs (the default)
-  bilibridge login [--check]    log in by scanning a QR code with the Bilibili app
+  bilibridge login [--check]    log in by scanning a QR code with the Bilibili app (login -h)
   bilibridge tail [filter]      print live events, one line each (filter default "%s.*.>")
   bilibridge demo [-for 1m]     the whole pipeline against a built-in fake Bilibili, with the inbox
   bilibridge bench [flags]      measure the whole pipeline against the fake (docs/benchmarks.md)
@@ -46,6 +46,7 @@ Usage:
   bilibridge member …           the team: add, list, remove, password, token (member -h)
   bilibridge dead list|replay   the events sinks gave up on, and sending them again (dead -h)
   bilibridge status             what a running bridge is doing: accounts, sinks, sender
+  bilibridge health             exit 0 when the bridge at HTTP_ADDR answers /healthz (Docker's check)
   bilibridge version            print the version
   bilibridge help               this text
 
@@ -108,6 +109,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return deadCommand(ctx, args, stdout, stderr)
 	case "status":
 		return statusCommand(ctx, args, stdout, stderr)
+	case "health":
+		return health(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "bilibridge", buildVersion())
 		return nil
@@ -283,7 +286,7 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 // login runs the web QR login and saves the credentials file, or with
-// --check says whether the saved login still works.
+// --check says whether the saved logins still work.
 func login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("login", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -298,22 +301,15 @@ func login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	client := bilibili.New(bilibili.Config{Endpoints: cfg.Endpoints()})
 	if *check {
-		logins, err := cfg.Logins()
-		if err != nil {
-			return fmt.Errorf("%w: run `bilibridge login`", err)
-		}
-		var failed error
-		for _, l := range logins {
-			client.SetCredentials(l.Credentials)
-			nav, err := client.Nav(ctx)
-			if err != nil || !nav.IsLogin {
-				failed = fmt.Errorf("the saved login of account %d no longer works (%v): run `bilibridge login`", l.Credentials.UID(), err)
-				fmt.Fprintln(stdout, failed)
-				continue
-			}
-			fmt.Fprintf(stdout, "The saved login works: %s (uid %d).\n", nav.Uname, nav.Mid)
-		}
-		return failed
+		return checkLogins(ctx, cfg, client, stdout, stderr)
+	}
+	// The file's name depends on the uid, known only after the scan; its
+	// directory is known now, so check it before anyone scans.
+	if err := account.CheckDir(filepath.Dir(cfg.CredentialsFile)); err != nil {
+		return credentialsDirError(cfg, err)
+	}
+	if cfg.CredentialsFromEnv() {
+		fmt.Fprintln(stderr, "Note: BILI_SESSDATA/BILI_JCT are set in the environment, and they override the credentials file this login writes: unset them (under docker compose, remove them from .env) so that the bridge uses this login.")
 	}
 	if *png == "" {
 		*png = filepath.Join(cfg.DataDir, "qr.png")
@@ -349,6 +345,66 @@ func login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("logged in, but nav failed: %w", err)
 	}
+	if cfg.CredentialsFromEnv() {
+		fmt.Fprintf(stdout, "Logged in as %s (uid %d). Credentials saved to %s (mode 0600), but BILI_SESSDATA/BILI_JCT in the environment override them: unset them, then `bilibridge run` uses this login.\n", nav.Uname, nav.Mid, file)
+		return nil
+	}
 	fmt.Fprintf(stdout, "Logged in as %s (uid %d). Credentials saved to %s (mode 0600); `bilibridge run` uses them, and a running bridge picks them up.\n", nav.Uname, nav.Mid, file)
 	return nil
+}
+
+// credentialsDirError says that the login could not be saved, naming the
+// variable that chose the place: BILI_CREDENTIALS_FILE when it is set to
+// a place of its own, else DATA_DIR.
+func credentialsDirError(cfg *config.Config, err error) error {
+	dir := filepath.Dir(cfg.CredentialsFile)
+	if cfg.CredentialsFile != filepath.Join(cfg.DataDir, "credentials.json") {
+		return fmt.Errorf("BILI_CREDENTIALS_FILE=%s: the login cannot be saved in %s (%v): make that directory writable for this user, or set BILI_CREDENTIALS_FILE to a file in one that is", cfg.CredentialsFile, dir, err)
+	}
+	return fmt.Errorf("DATA_DIR=%s: the login cannot be saved in %s (%v): make that directory writable for this user, or set DATA_DIR to one that is", cfg.DataDir, dir, err)
+}
+
+// checkLogins asks Bilibili whether each saved login still works, and
+// says where each came from (the environment or which file) and whose it
+// is, so that a surprise (the environment overriding a fresh login) shows.
+func checkLogins(ctx context.Context, cfg *config.Config, client *bilibili.Client, stdout, stderr io.Writer) error {
+	logins, err := cfg.Logins()
+	if err != nil {
+		return fmt.Errorf("%w: run `bilibridge login`", err)
+	}
+	if _, err := os.Stat(cfg.CredentialsFile); err == nil && cfg.CredentialsFromEnv() {
+		fmt.Fprintf(stderr, "Note: %s is not used while BILI_SESSDATA/BILI_JCT are set in the environment; unset them to use it.\n", cfg.CredentialsFile)
+	}
+	var failed error
+	for _, l := range logins {
+		from, fix := l.File, "run `bilibridge login`"
+		if l.File == "" {
+			from, fix = "the environment (BILI_SESSDATA)", "set fresh BILI_SESSDATA and BILI_JCT, or unset them and run `bilibridge login`"
+		}
+		client.SetCredentials(l.Credentials)
+		nav, err := client.Nav(ctx)
+		switch {
+		case err == nil && nav.IsLogin:
+			fmt.Fprintf(stdout, "The login from %s works: %s (uid %d).\n", from, nav.Uname, nav.Mid)
+			continue
+		case err != nil && !bilibili.IsLoginExpired(err):
+			// Not an answer about the login: a new login would not help.
+			failed = fmt.Errorf("the login of %s from %s could not be checked (%v): try again once Bilibili answers", accountText(l.Credentials.UID()), from, err)
+		case err == nil:
+			failed = fmt.Errorf("the login of %s from %s no longer works (Bilibili says it is not logged in): %s", accountText(l.Credentials.UID()), from, fix)
+		default:
+			failed = fmt.Errorf("the login of %s from %s no longer works (%v): %s", accountText(l.Credentials.UID()), from, err, fix)
+		}
+		fmt.Fprintln(stdout, failed)
+	}
+	return failed
+}
+
+// accountText names an account by uid, which a login from the
+// environment without BILI_UID does not know.
+func accountText(uid int64) string {
+	if uid == 0 {
+		return "an unknown account"
+	}
+	return fmt.Sprintf("account %d", uid)
 }

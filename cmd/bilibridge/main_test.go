@@ -113,7 +113,7 @@ func unsetenv(t *testing.T, key string) {
 
 // -h and --help on every subcommand print its usage and exit 0.
 func TestEverySubcommandHasHelp(t *testing.T) {
-	for _, cmd := range []string{"run", "tail", "login", "demo", "bench", "send", "member", "dead", "status"} {
+	for _, cmd := range []string{"run", "tail", "login", "demo", "bench", "send", "member", "dead", "status", "health"} {
 		for _, flag := range []string{"-h", "--help"} {
 			var out, errOut bytes.Buffer
 			err := run(context.Background(), []string{cmd, flag}, &out, &errOut)
