@@ -31,7 +31,7 @@ type Config struct {
 	SESSDATA        string `envconfig:"BILI_SESSDATA" desc:"cookie SESSDATA; not needed when a credentials file exists"`
 	BiliJct         string `envconfig:"BILI_JCT" desc:"cookie bili_jct; not needed when a credentials file exists"`
 	UID             int64  `envconfig:"BILI_UID" desc:"the account's own mid (DedeUserID); default: asked from nav"`
-	RefreshToken    string `envconfig:"BILI_REFRESH_TOKEN" desc:"enables automatic cookie refresh"`
+	RefreshToken    string `envconfig:"BILI_REFRESH_TOKEN" desc:"not needed: login keeps the refresh token in the credentials file; ignored with BILI_SESSDATA/BILI_JCT"`
 	CredentialsFile string `envconfig:"BILI_CREDENTIALS_FILE" desc:"written by 'bilibridge login' (default $DATA_DIR/credentials.json)"`
 	APIURL          string `envconfig:"BILI_API_URL" default:"https://api.vc.bilibili.com" desc:"base URL of the IM host"`
 	MainAPIURL      string `envconfig:"BILI_MAIN_API_URL" default:"https://api.bilibili.com" desc:"base URL of the main API host"`
