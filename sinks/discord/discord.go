@@ -130,6 +130,7 @@ type Sink struct {
 	dg      *discordgo.Session
 	state   jetstream.KeyValue // Config.State
 	records jetstream.KeyValue // Config.Records
+	echoes  sinks.Echoes
 	log     *slog.Logger
 	users   map[string]bool
 	roles   map[string]bool
@@ -174,7 +175,8 @@ func New(cfg Config) (*Sink, error) {
 	}
 	s := &Sink{
 		cfg: cfg, channel: cfg.ChannelID, name: "discord-" + cfg.ChannelID, state: cfg.State, records: cfg.Records,
-		users: users, roles: roles, redact: redact.New(cfg.Token),
+		echoes: sinks.Echoes{KV: cfg.Records, Prefix: "dc.noted." + cfg.ChannelID},
+		users:  users, roles: roles, redact: redact.New(cfg.Token),
 		threads: map[string]string{}, convs: map[string]*conversation{}, convMu: map[string]*sync.Mutex{},
 	}
 	if s.cfg.Location == nil {

@@ -137,3 +137,8 @@ func (s *Sink) forget(ctx context.Context, key string) {
 		s.log.Warn("discord: deleting state", "key", key, "err", err)
 	}
 }
+
+// Key is the conversation's key in the team state.
+func (c conversation) Key() events.ConversationKey {
+	return events.ConversationKey{AccountUID: c.AccountUID, SessionType: c.SessionType, TalkerID: c.TalkerID}
+}

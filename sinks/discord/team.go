@@ -2,16 +2,11 @@ package discord
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/bwmarrin/discordgo"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/team"
@@ -120,8 +115,8 @@ func (s *Sink) teamCommand(ctx context.Context, m *discordgo.Message, conv *conv
 	if a.Kind == team.ActNote {
 		// Recorded before the team acts: the note's event may be
 		// delivered before Do returns.
-		noted = s.notedKey(*conv, by, a.Note)
-		if err := s.markNoted(ctx, noted); err != nil {
+		noted = s.echoes.Key(conv.Key(), by, a.Note)
+		if err := s.echoes.Mark(ctx, noted); err != nil {
 			s.log.Warn("discord: could not record a note typed here; it will be posted once more", "err", err)
 			noted = ""
 		}
@@ -130,7 +125,9 @@ func (s *Sink) teamCommand(ctx context.Context, m *discordgo.Message, conv *conv
 	answer, err := s.cfg.Team.Do(ctx, key, a, by)
 	if err != nil {
 		if noted != "" {
-			s.unmarkNoted(ctx, noted)
+			if err := s.echoes.Unmark(ctx, noted); err != nil {
+				s.log.Warn("discord: could not drop the record of a note that failed", "err", err)
+			}
 		}
 		log.Warn("discord: a team command failed", "err", err)
 		s.answerTeam(ctx, m, *conv, false, teamErrorText(err, a, name))
@@ -282,7 +279,7 @@ func noteAuthor(d *events.NoteData) events.Actor {
 // deliverNote posts an internal note in the conversation's thread, marked
 // as such, so that the team sees notes made in the browser, the API or
 // Telegram. A note typed here as /note is already in the thread and is
-// not posted again (see markNoted). No thread yet: the note is not posted
+// not posted again (see sinks.Echoes). No thread yet: the note is not posted
 // (it is in the team inbox); the thread is not created for it.
 func (s *Sink) deliverNote(ctx context.Context, eventID string, d *events.NoteData) error {
 	conv := convOf(d.AccountUID, d.Conversation)
@@ -291,7 +288,12 @@ func (s *Sink) deliverNote(ctx context.Context, eventID string, d *events.NoteDa
 	defer unlock()
 	by := noteAuthor(d)
 	if by.Member != "" {
-		echo, err := s.takeNoted(ctx, eventID, s.notedKey(conv, by, d.Note.Text))
+		echo, countErr, err := s.echoes.Take(ctx, s.echoes.Key(conv.Key(), by, d.Note.Text), func(ctx context.Context) error {
+			return s.store(ctx, s.records, s.msgKey(eventID), &postedRec{})
+		})
+		if countErr != nil {
+			s.log.Warn("discord: could not count down the record of a note typed here", "err", countErr)
+		}
 		if err != nil || echo {
 			return err
 		}
@@ -330,93 +332,4 @@ func (s *Sink) deliverNote(ctx context.Context, eventID string, d *events.NoteDa
 		s.keepArchivedIfDone(ctx, conv, rec.ThreadID)
 	}
 	return nil
-}
-
-// notedKey is the record of a note that member by typed in conversation
-// conv's thread (dc.noted.<channel>.<conv>.<hash>): its event is not
-// posted here, the command message shows it. A note matches on its
-// author and text, trimmed.
-func (s *Sink) notedKey(conv conversation, by events.Actor, text string) string {
-	h := sha256.Sum256([]byte(by.Member + "\x00" + strings.TrimSpace(text)))
-	return fmt.Sprintf("dc.noted.%s.%d.%d.%d.%s", s.channel, conv.AccountUID, conv.SessionType, conv.TalkerID, hex.EncodeToString(h[:12]))
-}
-
-// markNoted counts one more note typed here under key: the same note
-// typed twice is skipped twice. In Records: the event follows within
-// moments, long before the record expires.
-func (s *Sink) markNoted(ctx context.Context, key string) error {
-	for range 5 {
-		e, err := s.records.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			_, err = s.records.Create(ctx, key, []byte("1"))
-		case err == nil:
-			n, _ := strconv.Atoi(string(e.Value()))
-			_, err = s.records.Update(ctx, key, []byte(strconv.Itoa(n+1)), e.Revision())
-		}
-		if err == nil {
-			return nil
-		}
-		if !revisionConflict(err) {
-			return fmt.Errorf("discord: recording a note: %w", err)
-		}
-		// Another writer came between: read again.
-	}
-	return errors.New("discord: recording a note: too much contention")
-}
-
-// unmarkNoted takes back markNoted for a note the team did not take.
-func (s *Sink) unmarkNoted(ctx context.Context, key string) {
-	if err := s.consumeNoted(ctx, key); err != nil {
-		s.log.Warn("discord: could not drop the record of a note that failed", "err", err)
-	}
-}
-
-// takeNoted reports whether the note event eventID is one typed here
-// (key), and then records the event as posted, before the note's count
-// goes down: a redelivery posts nothing either.
-func (s *Sink) takeNoted(ctx context.Context, eventID, key string) (bool, error) {
-	_, err := s.records.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("discord: reading a note record: %w", err)
-	}
-	if err := s.store(ctx, s.records, s.msgKey(eventID), &postedRec{}); err != nil {
-		return false, err
-	}
-	if err := s.consumeNoted(ctx, key); err != nil {
-		s.log.Warn("discord: could not count down the record of a note typed here", "err", err)
-	}
-	s.log.Debug("discord: not posting a note typed in this thread", "event", eventID)
-	return true, nil
-}
-
-// consumeNoted counts one note of key down.
-func (s *Sink) consumeNoted(ctx context.Context, key string) error {
-	for range 5 {
-		e, err := s.records.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		n, _ := strconv.Atoi(string(e.Value()))
-		if n <= 1 {
-			err = s.records.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
-		} else {
-			_, err = s.records.Update(ctx, key, []byte(strconv.Itoa(n-1)), e.Revision())
-		}
-		if err == nil || !revisionConflict(err) {
-			return err
-		}
-	}
-	return errors.New("too much contention")
-}
-
-// revisionConflict: another writer changed the key since it was read.
-func revisionConflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }

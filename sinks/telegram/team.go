@@ -2,17 +2,13 @@ package telegram
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/team"
@@ -111,8 +107,8 @@ func (s *Sink) teamCommand(ctx context.Context, m *models.Message, conv *convers
 	if a.Kind == team.ActNote {
 		// Recorded before the team acts: the note's event may be
 		// delivered before Do returns.
-		noted = s.notedKey(conv, by, a.Note)
-		if err := s.markNoted(ctx, noted); err != nil {
+		noted = s.echoes.Key(key, by, a.Note)
+		if err := s.echoes.Mark(ctx, noted); err != nil {
 			s.log.Warn("could not record a note typed here; it will be posted once more", "conversation", conv.String(), "err", err)
 			noted = ""
 		}
@@ -121,7 +117,9 @@ func (s *Sink) teamCommand(ctx context.Context, m *models.Message, conv *convers
 	answer, err := s.cfg.Team.Do(ctx, key, a, by)
 	if err != nil {
 		if noted != "" {
-			s.unmarkNoted(ctx, noted)
+			if err := s.echoes.Unmark(ctx, noted); err != nil {
+				s.log.Warn("could not drop the record of a note that failed", "err", err)
+			}
 		}
 		log.Warn("a team command failed", "err", err)
 		s.answerTeam(ctx, m, false, teamErrorText(err, a, name))
@@ -295,13 +293,19 @@ func noteAuthor(d events.NoteData) events.Actor {
 // flat chat, under a header naming the talker), marked as such, so that
 // the team sees notes made in the browser, the API or Discord. A note
 // typed here as /note is already in the chat and is not posted again
-// (see markNoted). No topic yet: the note is not posted (it is in the
+// (see sinks.Echoes). No topic yet: the note is not posted (it is in the
 // team inbox); the topic is not created for it.
 func (s *Sink) deliverNote(ctx context.Context, eventID string, d events.NoteData) error {
 	c := &conversation{UID: d.AccountUID, Conversation: d.Conversation}
 	by := noteAuthor(d)
 	if by.Member != "" {
-		echo, err := s.takeNoted(ctx, eventID, s.notedKey(c, by, d.Note.Text))
+		key := events.ConversationKey{AccountUID: c.UID, SessionType: c.SessionType, TalkerID: c.TalkerID}
+		echo, countErr, err := s.echoes.Take(ctx, s.echoes.Key(key, by, d.Note.Text), func(ctx context.Context) error {
+			return s.saveJSON(ctx, s.cfg.Records, s.msgKey(eventID), postedRecord{Done: true})
+		})
+		if countErr != nil {
+			s.log.Warn("could not count down the record of a note typed here", "err", countErr)
+		}
 		if err != nil || echo {
 			return err
 		}
@@ -338,93 +342,4 @@ func (s *Sink) deliverNote(ctx context.Context, eventID string, d events.NoteDat
 		}
 	}
 	return nil
-}
-
-// notedKey is the record of a note that member by typed in conversation
-// c of this chat (tg.noted.<chat>.<conv>.<hash>): its event is not posted
-// here, the command message shows it. A note matches on its author and
-// text, trimmed.
-func (s *Sink) notedKey(c *conversation, by events.Actor, text string) string {
-	h := sha256.Sum256([]byte(by.Member + "\x00" + strings.TrimSpace(text)))
-	return "tg.noted." + s.chatTok + "." + c.String() + "." + hex.EncodeToString(h[:12])
-}
-
-// markNoted counts one more note typed here under key: the same note
-// typed twice is skipped twice. In Records: the event follows within
-// moments, long before the record expires.
-func (s *Sink) markNoted(ctx context.Context, key string) error {
-	for range 5 {
-		e, err := s.cfg.Records.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			_, err = s.cfg.Records.Create(ctx, key, []byte("1"))
-		case err == nil:
-			n, _ := strconv.Atoi(string(e.Value()))
-			_, err = s.cfg.Records.Update(ctx, key, []byte(strconv.Itoa(n+1)), e.Revision())
-		}
-		if err == nil {
-			return nil
-		}
-		if !revisionConflict(err) {
-			return fmt.Errorf("telegram: recording a note: %w", err)
-		}
-		// Another writer came between: read again.
-	}
-	return errors.New("telegram: recording a note: too much contention")
-}
-
-// unmarkNoted takes back markNoted for a note the team did not take.
-func (s *Sink) unmarkNoted(ctx context.Context, key string) {
-	if err := s.consumeNoted(ctx, key); err != nil {
-		s.log.Warn("could not drop the record of a note that failed", "err", err)
-	}
-}
-
-// takeNoted reports whether the note event eventID is one typed here
-// (key), and then records the event as posted, before the note's count
-// goes down: a redelivery posts nothing either.
-func (s *Sink) takeNoted(ctx context.Context, eventID, key string) (bool, error) {
-	_, err := s.cfg.Records.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("telegram: reading a note record: %w", err)
-	}
-	if err := s.saveJSON(ctx, s.cfg.Records, s.msgKey(eventID), postedRecord{Done: true}); err != nil {
-		return false, fmt.Errorf("telegram: recording a note: %w", err)
-	}
-	if err := s.consumeNoted(ctx, key); err != nil {
-		s.log.Warn("could not count down the record of a note typed here", "err", err)
-	}
-	s.log.Debug("not posting a note typed in this chat", "event", eventID)
-	return true, nil
-}
-
-// consumeNoted counts one note of key down.
-func (s *Sink) consumeNoted(ctx context.Context, key string) error {
-	for range 5 {
-		e, err := s.cfg.Records.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		n, _ := strconv.Atoi(string(e.Value()))
-		if n <= 1 {
-			err = s.cfg.Records.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
-		} else {
-			_, err = s.cfg.Records.Update(ctx, key, []byte(strconv.Itoa(n-1)), e.Revision())
-		}
-		if err == nil || !revisionConflict(err) {
-			return err
-		}
-	}
-	return errors.New("too much contention")
-}
-
-// revisionConflict: another writer changed the key since it was read.
-func revisionConflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }

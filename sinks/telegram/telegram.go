@@ -176,6 +176,7 @@ type Sink struct {
 	images  *http.Client // pictures of Bilibili messages: URLs from outside
 	apiURL  string
 	chatTok string // the chat id as a KV key token
+	echoes  sinks.Echoes
 	name    string
 	log     *slog.Logger
 	now     func() time.Time
@@ -267,6 +268,7 @@ func New(cfg Config) (*Sink, error) {
 		images:  netguard.Client(netguard.Options{AllowPrivate: cfg.AllowPrivateImages}),
 		apiURL:  cfg.APIURL,
 		chatTok: strconv.FormatInt(cfg.ChatID, 10),
+		echoes:  sinks.Echoes{KV: cfg.Records, Prefix: "tg.noted." + strconv.FormatInt(cfg.ChatID, 10)},
 		name:    "telegram-" + strings.ReplaceAll(strconv.FormatInt(cfg.ChatID, 10), "-", "_"),
 		now:     cfg.Now,
 		limiter: rate.NewLimiter(rate.Limit(cfg.RatePerMinute/60), cfg.Burst),
