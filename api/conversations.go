@@ -71,14 +71,11 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Assignee = me
 	}
-	if v := q.Get("account"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, codeBadRequest, "account must be an account's uid")
-			return
-		}
-		f.Account = n
+	account, ok := accountParam(w, r)
+	if !ok {
+		return
 	}
+	f.Account = account
 	limit, ok := limitParam(w, r)
 	if !ok {
 		return
@@ -270,6 +267,20 @@ func conversationKey(w http.ResponseWriter, r *http.Request) (events.Conversatio
 		return events.ConversationKey{}, false
 	}
 	return events.ConversationKey{AccountUID: uid, SessionType: st, TalkerID: talker}, true
+}
+
+// accountParam reads ?account= (0 when absent).
+func accountParam(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	v := r.URL.Query().Get("account")
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "account must be an account's uid")
+		return 0, false
+	}
+	return n, true
 }
 
 // limitParam reads ?limit= (default 50, at most 200).

@@ -13,14 +13,11 @@ import (
 func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := sinks.DeadLetterFilter{Sink: q.Get("sink")}
-	if v := q.Get("account"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, codeBadRequest, "account must be an account's uid")
-			return
-		}
-		f.Account = n
+	account, ok := accountParam(w, r)
+	if !ok {
+		return
 	}
+	f.Account = account
 	if c := q.Get("cursor"); c != "" {
 		if _, err := strconv.ParseUint(c, 10, 64); err != nil {
 			writeError(w, http.StatusBadRequest, codeBadRequest, "cursor is not one this API gave out")

@@ -26,14 +26,9 @@ import (
 // CloudEvents types) narrow the stream.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var account int64
-	if v := q.Get("account"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, codeBadRequest, "account must be an account's uid")
-			return
-		}
-		account = n
+	account, ok := accountParam(w, r)
+	if !ok {
+		return
 	}
 	types := map[string]bool{}
 	if v := q.Get("types"); v != "" {
