@@ -65,6 +65,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return true
 	}
 
+	if resume == "" {
+		// A new client starts from now: read before anything is written,
+		// so that an event applied meanwhile is not skipped.
+		last = s.cfg.Projection.Applied()
+	}
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -75,10 +80,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	// The first line tells EventSource how soon to reconnect.
 	if out.write("retry: 2000\n\n") != nil {
 		return
-	}
-	if resume == "" {
-		// A new client starts from now.
-		last = s.cfg.Projection.Applied()
 	}
 	var presence <-chan team.PresenceUpdate
 	if s.cfg.Presence != nil {
@@ -113,8 +114,9 @@ func (s *Server) stream(ctx context.Context, out *sseWriter, last uint64, wanted
 		// between the two (what both have is skipped by sequence).
 		live, stop := s.cfg.Projection.Subscribe(s.cfg.EventBuffer)
 		if s.cfg.Projection.Applied() > last {
-			err := bus.Read(ctx, s.cfg.Stream, s.cfg.Subjects.Inbox(), last+1, func(m bus.Stored) error {
-				if wanted(m.Subject, m.Event) {
+			// One filter, the kinds sorted out here: see Subjects.Stream.
+			err := bus.Read(ctx, s.cfg.Stream, []string{s.cfg.Subjects.Stream()}, last+1, func(m bus.Stored) error {
+				if s.cfg.Subjects.InInbox(m.Subject) && wanted(m.Subject, m.Event) {
 					if err := out.event(m.Seq, m.Event); err != nil {
 						return err
 					}

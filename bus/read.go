@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,6 +30,8 @@ func Read(ctx context.Context, stream jetstream.Stream, filters []string, start 
 		FilterSubjects: filters,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    max(start, 1),
+		// Gone soon after the read, not kept idle for the default 5 min.
+		InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
 		return err

@@ -100,6 +100,32 @@ func (s Subjects) Replays(sink string) string {
 	return fmt.Sprintf("%s.*.replay.%s", s.prefix(), Token(sink))
 }
 
+// Stream is one filter of everything on BILI. Reading BILI is much
+// faster with it, and the kinds sorted out in code, than with several
+// filters: nats-server compares each filter with every subject of a
+// block (measured: 62 s for 200,000 events with Inbox's five filters,
+// 1.3 s with this one; docs/benchmarks.md).
+func (s Subjects) Stream() string { return s.prefix() + ".>" }
+
+// Conversation is the filter of every subject of one conversation on
+// BILI: its messages, recalls, send results and team actions.
+func (s Subjects) Conversation(uid int64, sessionType int, talker uint64) string {
+	return s.conv(uid, "*", sessionType, talker)
+}
+
+// InInbox reports whether subject is one of Inbox's filters'.
+func (s Subjects) InInbox(subject string) bool {
+	r, err := s.ParseSubject(subject)
+	if err != nil {
+		return false
+	}
+	switch r.Kind {
+	case "msg", "recall", "sent", "account", "team":
+		return true
+	}
+	return false
+}
+
 // Inbox is the filter of what the team sees happen: messages, recalls,
 // send results, account status and team actions (the team state's input
 // and GET /api/v1/events).

@@ -40,6 +40,9 @@ type Conversation struct {
 	// to, with its seqno (Bilibili's update_ack wants that).
 	LastIncoming      uint64 `json:"last_incoming,string,omitempty"`
 	LastIncomingSeqno uint64 `json:"last_incoming_seqno,string,omitempty"`
+
+	// search is what a search looks in (see index).
+	search string
 }
 
 // LastMessage is a conversation's newest message, for the list.

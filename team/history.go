@@ -75,7 +75,8 @@ func (p *Projection) historyOf(ctx context.Context, key events.ConversationKey) 
 	p.mu.Unlock()
 
 	s := p.cfg.Subjects
-	filters := []string{s.Message(key.AccountUID, key.SessionType, key.TalkerID), s.Recall(key.AccountUID, key.SessionType, key.TalkerID)}
+	// One filter (add keeps messages and recalls): see Subjects.Stream.
+	filters := []string{s.Conversation(key.AccountUID, key.SessionType, key.TalkerID)}
 	err := bus.Read(ctx, p.cfg.Stream, filters, 1, func(m bus.Stored) error {
 		p.mu.Lock()
 		h.add(m.Seq, m.Event)

@@ -176,6 +176,7 @@ func (p *Projection) load(ctx context.Context) (uint64, error) {
 			continue
 		}
 		c.Key = key
+		c.index()
 		p.convs[key] = &c
 		n++
 	}
@@ -192,7 +193,9 @@ func (p *Projection) load(ctx context.Context) (uint64, error) {
 // fails.
 func (p *Projection) consume(ctx context.Context, start uint64) error {
 	cons, err := p.cfg.Stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: p.cfg.Subjects.Inbox(),
+		// One filter, the kinds sorted out in Apply: several filters make
+		// the server far slower (see events.Subjects.Stream).
+		FilterSubjects: []string{p.cfg.Subjects.Stream()},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    max(start, 1),
 	})
@@ -266,7 +269,12 @@ func (p *Projection) Apply(subject string, seq uint64, ev events.Event) {
 	route, err := p.cfg.Subjects.ParseSubject(subject)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err == nil && route.TalkerID != 0 {
+	if err != nil || !p.cfg.Subjects.InInbox(subject) {
+		// Dead letters, replays: not what the team sees.
+		p.advanceLocked(seq)
+		return
+	}
+	if route.TalkerID != 0 {
 		p.applyLocked(events.ConversationKey{AccountUID: route.UID, SessionType: route.SessionType, TalkerID: route.TalkerID}, seq, ev)
 	}
 	p.advanceLocked(seq)
@@ -294,6 +302,7 @@ func (p *Projection) applyLocked(key events.ConversationKey, seq uint64, ev even
 	}
 	changed, ch := c.apply(seq, ev)
 	if changed {
+		c.index()
 		p.dirty[key] = true
 		if ch.reopened {
 			p.reopen = append(p.reopen, reopening{key: key, seq: seq})

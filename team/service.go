@@ -301,20 +301,28 @@ func (s *Service) List(f Filter, cursor string, limit int) ([]*Conversation, str
 }
 
 // matches reports whether q (lower case) is in the conversation's name,
-// last message or a note.
+// key, last message or a note.
 func (c *Conversation) matches(q string) bool {
-	if strings.Contains(strings.ToLower(c.Name), q) || strings.Contains(c.Key.String(), q) {
-		return true
-	}
-	if c.LastMessage != nil && strings.Contains(strings.ToLower(c.LastMessage.Text), q) {
-		return true
+	return strings.Contains(c.search, q)
+}
+
+// index keeps what a search looks in, lower-cased, so that a search does
+// not lower-case ten thousand conversations on every request. Called
+// whenever the conversation changes (under the projection's write lock).
+func (c *Conversation) index() {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(c.Name))
+	b.WriteByte(0)
+	b.WriteString(c.Key.String())
+	if c.LastMessage != nil {
+		b.WriteByte(0)
+		b.WriteString(strings.ToLower(c.LastMessage.Text))
 	}
 	for _, n := range c.Notes {
-		if strings.Contains(strings.ToLower(n.Text), q) {
-			return true
-		}
+		b.WriteByte(0)
+		b.WriteString(strings.ToLower(n.Text))
 	}
-	return false
+	c.search = b.String()
 }
 
 // pageMark is where a page ended, in the list's order.
