@@ -88,7 +88,7 @@ type Config struct {
 	Heartbeat time.Duration
 	// EventBuffer is how many live events a client of the event stream
 	// may fall behind before it is switched to reading the stream;
-	// default 512.
+	// default 128 (each slot costs every client ~170 bytes).
 	EventBuffer int
 	Logger      *slog.Logger
 	Now         func() time.Time
@@ -110,7 +110,7 @@ func New(cfg Config) *Server {
 		cfg.Heartbeat = 15 * time.Second
 	}
 	if cfg.EventBuffer <= 0 {
-		cfg.EventBuffer = 512
+		cfg.EventBuffer = 128
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

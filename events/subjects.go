@@ -107,12 +107,6 @@ func (s Subjects) Replays(sink string) string {
 // 1.3 s with this one; docs/benchmarks.md).
 func (s Subjects) Stream() string { return s.prefix() + ".>" }
 
-// Conversation is the filter of every subject of one conversation on
-// BILI: its messages, recalls, send results and team actions.
-func (s Subjects) Conversation(uid int64, sessionType int, talker uint64) string {
-	return s.conv(uid, "*", sessionType, talker)
-}
-
 // InInbox reports whether subject is one of Inbox's filters'.
 func (s Subjects) InInbox(subject string) bool {
 	r, err := s.ParseSubject(subject)

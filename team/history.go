@@ -75,14 +75,21 @@ func (p *Projection) historyOf(ctx context.Context, key events.ConversationKey) 
 	p.mu.Unlock()
 
 	s := p.cfg.Subjects
-	// One filter (add keeps messages and recalls): see Subjects.Stream.
-	filters := []string{s.Conversation(key.AccountUID, key.SessionType, key.TalkerID)}
-	err := bus.Read(ctx, p.cfg.Stream, filters, 1, func(m bus.Stored) error {
-		p.mu.Lock()
-		h.add(m.Seq, m.Event)
-		p.mu.Unlock()
-		return nil
-	})
+	// One literal subject per read: the server then uses its index of
+	// subjects and skips the blocks without it; a wildcard filter, or
+	// two filters, make it look at every message (see Subjects.Stream).
+	var err error
+	for _, subject := range []string{s.Message(key.AccountUID, key.SessionType, key.TalkerID), s.Recall(key.AccountUID, key.SessionType, key.TalkerID)} {
+		err = bus.Read(ctx, p.cfg.Stream, []string{subject}, 1, func(m bus.Stored) error {
+			p.mu.Lock()
+			h.add(m.Seq, m.Event)
+			p.mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			break
+		}
+	}
 	if err != nil {
 		p.mu.Lock()
 		delete(p.history, key)
