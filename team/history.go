@@ -2,8 +2,11 @@ package team
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/events"
@@ -22,12 +25,13 @@ type msgRef struct {
 	seq, key, seqno uint64
 }
 
-func (h *historyIndex) add(seq uint64, ev events.Event) {
+// add indexes the event stored at seq, and returns the message it
+// carries (ok false for a recall or what does not decode).
+func (h *historyIndex) add(seq uint64, ev events.Event) (d events.MessageData, ok bool) {
 	switch ev.Type {
 	case events.TypeMessage:
-		var d events.MessageData
 		if ev.DecodeData(&d) != nil {
-			return
+			return d, false
 		}
 		i, found := slices.BinarySearchFunc(h.refs, seq, func(r msgRef, s uint64) int {
 			switch {
@@ -41,12 +45,14 @@ func (h *historyIndex) add(seq uint64, ev events.Event) {
 		if !found {
 			h.refs = slices.Insert(h.refs, i, msgRef{seq: seq, key: d.Message.MsgKey, seqno: d.Message.Seqno})
 		}
+		return d, true
 	case events.TypeRecall:
-		var d events.RecallData
-		if ev.DecodeData(&d) == nil {
-			h.recalled[d.RecalledMsgKey] = true
+		var r events.RecallData
+		if ev.DecodeData(&r) == nil {
+			h.recalled[r.RecalledMsgKey] = true
 		}
 	}
+	return d, false
 }
 
 // maxIndexes bounds the conversations whose history is indexed; the one
@@ -54,12 +60,14 @@ func (h *historyIndex) add(seq uint64, ev events.Event) {
 const maxIndexes = 2000
 
 // historyOf returns key's index, building it on first use from the
-// stream (messages and recalls of the conversation, from the start).
-func (p *Projection) historyOf(ctx context.Context, key events.ConversationKey) (*historyIndex, error) {
+// stream (messages and recalls of the conversation, from the start). The
+// call that builds it also gets the newest messages it read on the way
+// (by stream sequence), so that the first page is not read twice.
+func (p *Projection) historyOf(ctx context.Context, key events.ConversationKey) (*historyIndex, map[uint64]events.MessageData, error) {
 	p.mu.Lock()
 	if h, ok := p.history[key]; ok {
 		p.mu.Unlock()
-		return h, nil
+		return h, nil, nil
 	}
 	h := &historyIndex{recalled: map[uint64]bool{}}
 	// Registered first, so that what the consumer applies meanwhile is
@@ -74,36 +82,76 @@ func (p *Projection) historyOf(ctx context.Context, key events.ConversationKey) 
 	p.history[key] = h
 	p.mu.Unlock()
 
+	newest, err := p.index(ctx, key, h)
+	if err != nil {
+		p.mu.Lock()
+		delete(p.history, key)
+		p.mu.Unlock()
+		return nil, nil, fmt.Errorf("indexing the history of %s: %w", key, err)
+	}
+	return h, newest, nil
+}
+
+// keptFromIndexing is how many of the newest messages the build of an
+// index hands to the first page: the API's largest page.
+const keptFromIndexing = 200
+
+// index reads key's messages and recalls from the stream into h.
+func (p *Projection) index(ctx context.Context, key events.ConversationKey, h *historyIndex) (map[uint64]events.MessageData, error) {
 	s := p.cfg.Subjects
 	// One literal subject per read: the server then uses its index of
 	// subjects and skips the blocks without it; a wildcard filter, or
 	// two filters, make it look at every message (see Subjects.Stream).
-	var err error
-	for _, subject := range []string{s.Message(key.AccountUID, key.SessionType, key.TalkerID), s.Recall(key.AccountUID, key.SessionType, key.TalkerID)} {
-		err = bus.Read(ctx, p.cfg.Stream, []string{subject}, 1, func(m bus.Stored) error {
+	type read struct {
+		seq uint64
+		msg events.MessageData
+	}
+	var kept []read
+	err := bus.Read(ctx, p.cfg.Stream, []string{s.Message(key.AccountUID, key.SessionType, key.TalkerID)}, 1, func(m bus.Stored) error {
+		p.mu.Lock()
+		d, ok := h.add(m.Seq, m.Event)
+		p.mu.Unlock()
+		if ok {
+			if len(kept) == 2*keptFromIndexing {
+				kept = append(kept[:0], kept[keptFromIndexing:]...)
+			}
+			kept = append(kept, read{m.Seq, d})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Most conversations have no recall: one lookup in the server's
+	// subject index says so, cheaper than a consumer that finds nothing.
+	recall := s.Recall(key.AccountUID, key.SessionType, key.TalkerID)
+	switch _, err := p.cfg.Stream.GetLastMsgForSubject(ctx, recall); {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		err := bus.Read(ctx, p.cfg.Stream, []string{recall}, 1, func(m bus.Stored) error {
 			p.mu.Lock()
 			h.add(m.Seq, m.Event)
 			p.mu.Unlock()
 			return nil
 		})
 		if err != nil {
-			break
+			return nil, err
 		}
 	}
-	if err != nil {
-		p.mu.Lock()
-		delete(p.history, key)
-		p.mu.Unlock()
-		return nil, fmt.Errorf("indexing the history of %s: %w", key, err)
+	newest := make(map[uint64]events.MessageData, min(len(kept), keptFromIndexing))
+	for _, r := range kept[max(0, len(kept)-keptFromIndexing):] {
+		newest[r.seq] = r.msg
 	}
-	return h, nil
+	return newest, nil
 }
 
 // page returns up to limit messages of key before the message before (0:
 // the newest), oldest first, read from the stream; more reports whether
 // the stream holds older ones.
 func (p *Projection) page(ctx context.Context, key events.ConversationKey, before uint64, limit int) (msgs []events.MessageData, found, more bool, err error) {
-	h, err := p.historyOf(ctx, key)
+	h, newest, err := p.historyOf(ctx, key)
 	if err != nil {
 		return nil, false, false, err
 	}
@@ -126,17 +174,11 @@ func (p *Projection) page(ctx context.Context, key events.ConversationKey, befor
 		return nil, false, false, nil
 	}
 	for _, r := range refs {
-		raw, err := p.cfg.Stream.GetMsg(ctx, r.seq)
-		if err != nil {
-			continue // aged out of the stream since
-		}
-		ev, err := events.Parse(raw.Data)
-		if err != nil {
-			continue
-		}
-		var d events.MessageData
-		if ev.DecodeData(&d) != nil {
-			continue
+		d, ok := newest[r.seq]
+		if !ok {
+			if d, ok = p.message(ctx, r.seq); !ok {
+				continue // aged out of the stream since
+			}
 		}
 		if recalled[d.Message.MsgKey] {
 			d.Message.Status = events.StatusRecalled
@@ -146,10 +188,24 @@ func (p *Projection) page(ctx context.Context, key events.ConversationKey, befor
 	return msgs, true, more, nil
 }
 
+// message reads the message event stored at seq.
+func (p *Projection) message(ctx context.Context, seq uint64) (events.MessageData, bool) {
+	var d events.MessageData
+	raw, err := p.cfg.Stream.GetMsg(ctx, seq)
+	if err != nil {
+		return d, false
+	}
+	ev, err := events.Parse(raw.Data)
+	if err != nil || ev.DecodeData(&d) != nil {
+		return d, false
+	}
+	return d, true
+}
+
 // oldestSeqno is the Bilibili seqno of the oldest message of key in the
 // stream, or 0.
 func (p *Projection) oldestSeqno(ctx context.Context, key events.ConversationKey) uint64 {
-	h, err := p.historyOf(ctx, key)
+	h, _, err := p.historyOf(ctx, key)
 	if err != nil {
 		return 0
 	}

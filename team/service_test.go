@@ -330,6 +330,50 @@ func TestMessagesPageIntoBilibilisPast(t *testing.T) {
 	}
 }
 
+// A recalled message shows as recalled in the history, whether the
+// recall came before the conversation was first opened or after, and
+// whether the page is the first one read (while indexing) or a later one.
+func TestMessagesShowRecalls(t *testing.T) {
+	r := newRig(t)
+	_, s := r.process(nil)
+	var keys []uint64
+	for i := range 4 {
+		keys = append(keys, r.message(events.DirectionIn, fmt.Sprint("m", i)))
+	}
+	r.Recall(conv, keys[1])
+	// A recalled DM is no longer unread.
+	bustest.Eventually(t, "the DMs", func() bool { c, err := s.Get(conv); return err == nil && c.Unread == 3 })
+	ctx := context.Background()
+	statuses := func() []string {
+		t.Helper()
+		page, err := s.Messages(ctx, conv, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range page {
+			out = append(out, m.Message.Text+":"+m.Message.Status)
+		}
+		return out
+	}
+	want := []string{"m0:normal", "m1:recalled", "m2:normal", "m3:normal"}
+	if got := statuses(); !slices.Equal(got, want) {
+		t.Fatalf("first read: %v, want %v", got, want)
+	}
+	if got := statuses(); !slices.Equal(got, want) {
+		t.Fatalf("read again: %v, want %v", got, want)
+	}
+	r.Recall(conv, keys[3])
+	want[3] = "m3:recalled"
+	bustest.Eventually(t, "the later recall", func() bool { return slices.Equal(statuses(), want) })
+	// A second process indexes the conversation afresh.
+	_, s2 := r.process(nil)
+	bustest.Eventually(t, "the second process", func() bool {
+		page, err := s2.Messages(ctx, conv, 0, 10)
+		return err == nil && len(page) == 4 && page[1].Message.Status == events.StatusRecalled && page[3].Message.Status == events.StatusRecalled
+	})
+}
+
 func texts(ms []events.MessageData) []string {
 	var out []string
 	for _, m := range ms {

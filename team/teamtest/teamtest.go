@@ -129,6 +129,30 @@ func (r *Rig) Message(k events.ConversationKey, direction, text string) uint64 {
 	return key
 }
 
+// Recall publishes the recall of message msgKey of conversation k, as
+// the poller does when the sender takes it back.
+func (r *Rig) Recall(k events.ConversationKey, msgKey uint64) {
+	r.T.Helper()
+	r.mu.Lock()
+	r.key++
+	key := r.key
+	r.mu.Unlock()
+	at := time.Now().UTC()
+	ev, err := events.New(k.AccountUID, events.TypeRecall, events.MessageID(k.AccountUID, key), k.Subject(), at, events.RecallData{
+		AccountUID:     k.AccountUID,
+		Conversation:   events.Conversation{SessionType: k.SessionType, TalkerID: k.TalkerID, Kind: "user"},
+		RecalledMsgKey: msgKey,
+		SenderUID:      int64(k.TalkerID),
+		Timestamp:      at,
+	})
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	if err := r.Pub.Publish(context.Background(), events.Subjects{}.Recall(k.AccountUID, k.SessionType, k.TalkerID), ev); err != nil {
+		r.T.Fatal(err)
+	}
+}
+
 // TeamEvents are the team events of conversation k on the stream, in order.
 func (r *Rig) TeamEvents(k events.ConversationKey) []events.Event {
 	r.T.Helper()
