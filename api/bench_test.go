@@ -81,10 +81,14 @@ func BenchmarkTeamInbox(b *testing.B) {
 		// First calls build a conversation's index from the stream; warm
 		// ones read it. A typical conversation has about 18 messages, a
 		// hot one 2,000 (the page is the newest 50).
-		{"messages/first", func(b *testing.B) { f.benchMessages(b, &f.typical, 200, true) }},
-		{"messages/warm", func(b *testing.B) { f.benchMessages(b, &f.typical, 500, false) }},
-		{"messages/first-hot", func(b *testing.B) { f.benchMessages(b, &f.hotPool, len(f.hotPool.fresh), true) }},
-		{"messages/warm-hot", func(b *testing.B) { f.benchMessages(b, &f.hotPool, 200, false) }},
+		// After quiet, the first call also waits for the NATS server to
+		// load again the stream blocks it dropped (a member opening a
+		// conversation when nobody has read the stream for 10 s).
+		{"messages/first", func(b *testing.B) { f.benchMessages(b, &f.typical, 200, true, 0) }},
+		{"messages/first-after-quiet", func(b *testing.B) { f.benchMessages(b, &f.typical, 5, true, settle) }},
+		{"messages/warm", func(b *testing.B) { f.benchMessages(b, &f.typical, 500, false, 0) }},
+		{"messages/first-hot", func(b *testing.B) { f.benchMessages(b, &f.hotPool, len(f.hotPool.fresh), true, 0) }},
+		{"messages/warm-hot", func(b *testing.B) { f.benchMessages(b, &f.hotPool, 200, false, 0) }},
 
 		{"events/50-clients", func(b *testing.B) { f.benchEvents(b, 50, 200, 10*time.Millisecond, "") }},
 		{"events/50-clients-burst", func(b *testing.B) { f.benchEvents(b, 50, 200, 0, "") }},
@@ -478,8 +482,8 @@ func (f *inbox) benchList(b *testing.B, query string, samples int) {
 
 // benchMessages GETs message pages of conversations from pl: first calls
 // take fresh conversations (each builds its index), warm calls go round
-// the opened ones.
-func (f *inbox) benchMessages(b *testing.B, pl *pool, samples int, first bool) {
+// the opened ones; each call after a pause without requests.
+func (f *inbox) benchMessages(b *testing.B, pl *pool, samples int, first bool, pause time.Duration) {
 	var lat []time.Duration
 	var msgs int
 	for range b.N {
@@ -497,6 +501,9 @@ func (f *inbox) benchMessages(b *testing.B, pl *pool, samples int, first bool) {
 				}
 				k = pl.opened[i%len(pl.opened)]
 			}
+			b.StopTimer()
+			time.Sleep(pause)
+			b.StartTimer()
 			took, body := f.get(b, convPath(k, "/messages?limit=50"))
 			var page struct {
 				Messages []json.RawMessage `json:"messages"`
@@ -514,6 +521,9 @@ func (f *inbox) benchMessages(b *testing.B, pl *pool, samples int, first bool) {
 	kind := "warm"
 	if first {
 		kind = "first call"
+	}
+	if pause > 0 {
+		kind += fmt.Sprintf(" after %s of quiet", pause)
 	}
 	b.Logf("GET …/messages?limit=50, %s: %s over %d requests (%d messages a page)", kind, d, len(lat), msgs)
 }
