@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -163,6 +164,7 @@ func TestLoginCheckSaysWhichLoginItChecked(t *testing.T) {
 		file        bool // a credentials file saved
 		expired     bool // Bilibili no longer accepts the login
 		unreachable bool // nothing answers at Bilibili's address
+		other       bool // a second account's file, a login Bilibili does not know
 		want        []string
 		wantErr     bool
 	}{
@@ -176,6 +178,8 @@ func TestLoginCheckSaysWhichLoginItChecked(t *testing.T) {
 			want: []string{"the login of account 425503913 from {file} no longer works", "run `bilibridge login`"}},
 		{name: "expired environment", env: true, expired: true, wantErr: true,
 			want: []string{"the login of an unknown account from the environment (BILI_SESSDATA) no longer works", "unset them"}},
+		{name: "two accounts, one expired", file: true, other: true, wantErr: true,
+			want: []string{"The login from {file} works", "the login of account 777 from {dir}/credentials-777.json no longer works", "1 of 2 logins do not work"}},
 		{name: "Bilibili unreachable", file: true, unreachable: true, wantErr: true,
 			want: []string{"the login of account 425503913 from {file} could not be checked", "try again"}},
 	} {
@@ -185,6 +189,12 @@ func TestLoginCheckSaysWhichLoginItChecked(t *testing.T) {
 			file := filepath.Join(dir, "credentials.json")
 			if tc.file {
 				if err := account.WriteCredentials(file, demo); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.other {
+				other := bilibili.Credentials{SESSDATA: "unknown-to-bilibili", BiliJct: "0123456789abcdef", DedeUserID: "777"}
+				if err := account.WriteCredentials(filepath.Join(dir, "credentials-777.json"), other); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -203,11 +213,17 @@ func TestLoginCheckSaysWhichLoginItChecked(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("login --check: %v, want error %v; it printed:\n%s", err, tc.wantErr, &out)
 			}
+			if err != nil { // as main prints it
+				fmt.Fprintln(&out, "bilibridge:", err)
+				if first := strings.SplitN(err.Error(), " (", 2)[0]; strings.Count(out.String(), first) != 1 {
+					t.Errorf("login --check says %q more than once:\n%s", first, &out)
+				}
+			}
 			if tc.unreachable && strings.Contains(out.String(), "no longer works") {
 				t.Errorf("login --check blames the login for an unreachable Bilibili:\n%s", &out)
 			}
 			for _, want := range tc.want {
-				want = strings.ReplaceAll(want, "{file}", file)
+				want = strings.ReplaceAll(strings.ReplaceAll(want, "{file}", file), "{dir}", dir)
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("login --check printed\n%s\nwithout %q", &out, want)
 				}

@@ -375,7 +375,7 @@ func checkLogins(ctx context.Context, cfg *config.Config, client *bilibili.Clien
 	if _, err := os.Stat(cfg.CredentialsFile); err == nil && cfg.CredentialsFromEnv() {
 		fmt.Fprintf(stderr, "Note: %s is not used while BILI_SESSDATA/BILI_JCT are set in the environment; unset them to use it.\n", cfg.CredentialsFile)
 	}
-	var failed error
+	var failed []error
 	for _, l := range logins {
 		from, fix := l.File, "run `bilibridge login`"
 		if l.File == "" {
@@ -383,21 +383,33 @@ func checkLogins(ctx context.Context, cfg *config.Config, client *bilibili.Clien
 		}
 		client.SetCredentials(l.Credentials)
 		nav, err := client.Nav(ctx)
+		var bad error
 		switch {
 		case err == nil && nav.IsLogin:
 			fmt.Fprintf(stdout, "The login from %s works: %s (uid %d).\n", from, nav.Uname, nav.Mid)
 			continue
 		case err != nil && !bilibili.IsLoginExpired(err):
 			// Not an answer about the login: a new login would not help.
-			failed = fmt.Errorf("the login of %s from %s could not be checked (%v): try again once Bilibili answers", accountText(l.Credentials.UID()), from, err)
+			bad = fmt.Errorf("the login of %s from %s could not be checked (%v): try again once Bilibili answers", accountText(l.Credentials.UID()), from, err)
 		case err == nil:
-			failed = fmt.Errorf("the login of %s from %s no longer works (Bilibili says it is not logged in): %s", accountText(l.Credentials.UID()), from, fix)
+			bad = fmt.Errorf("the login of %s from %s no longer works (Bilibili says it is not logged in): %s", accountText(l.Credentials.UID()), from, fix)
 		default:
-			failed = fmt.Errorf("the login of %s from %s no longer works (%v): %s", accountText(l.Credentials.UID()), from, err, fix)
+			bad = fmt.Errorf("the login of %s from %s no longer works (%v): %s", accountText(l.Credentials.UID()), from, err, fix)
 		}
-		fmt.Fprintln(stdout, failed)
+		failed = append(failed, bad)
 	}
-	return failed
+	switch {
+	case len(failed) == 0:
+		return nil
+	case len(logins) == 1:
+		return failed[0] // printed once, by main
+	}
+	// Several accounts: each failure on its line, beside the ones that
+	// work, and a count as the error.
+	for _, bad := range failed {
+		fmt.Fprintln(stdout, bad)
+	}
+	return fmt.Errorf("%d of %d logins do not work (above)", len(failed), len(logins))
 }
 
 // accountText names an account by uid, which a login from the
