@@ -38,7 +38,7 @@ func (b *Bridge) startAccount(ctx context.Context, t *tasks, cfg *config.Config,
 	p := poller.New(poller.Config{
 		AccountUID: uid, AccountName: name,
 		API: client, Publisher: b.pub,
-		Cursors: b.Store.Cursors, Leases: b.Store.Leases, LeaseTTL: cfg.LeaseTTL,
+		Cursors: b.Store.Cursors, Leases: b.Store.Leases, LeaseTTL: cfg.LeaseTTL, Holder: b.holder,
 		Subjects: b.Subjects, Interval: cfg.PollInterval, StartFrom: cfg.StartFrom, MarkRead: cfg.MarkRead,
 		Logger: log, Metrics: polls,
 	})

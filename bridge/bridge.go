@@ -13,9 +13,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/config"
 	"github.com/bilibridge/bilibridge/events"
+	"github.com/bilibridge/bilibridge/lease"
 	"github.com/bilibridge/bilibridge/poller"
 	"github.com/bilibridge/bilibridge/send"
 	"github.com/bilibridge/bilibridge/sinks"
@@ -72,8 +75,10 @@ type Bridge struct {
 
 	pub  *bus.Publisher
 	http *HTTPServer
-	log  *slog.Logger
-	rt   *sinks.Runtime
+	// holder names this process in the leases (lease.Holder).
+	holder string
+	log    *slog.Logger
+	rt     *sinks.Runtime
 
 	mu       sync.Mutex
 	lastSend *SendOutcome
@@ -109,6 +114,16 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer b.Conn.Close()
+	// Under the name its predecessor used, a process restarted after a
+	// crash takes back the leases it left at once.
+	_ = os.MkdirAll(cfg.DataDir, 0o700) // with an external NATS it may not exist yet; Holder says if unusable
+	holder, releaseHolder, err := lease.Holder(cfg.DataDir)
+	if err != nil {
+		log.Warn("after a crash, a restart of this bridge will wait out its leases (LEASE_TTL)", "err", err)
+		holder, releaseHolder = uuid.NewString(), func() {}
+	}
+	defer releaseHolder()
+	b.holder = holder
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -227,7 +242,7 @@ func (b *Bridge) runtime(cfg *config.Config) *sinks.Runtime {
 	return sinks.NewRuntime(sinks.RuntimeConfig{
 		Stream: b.Store.Events, Publisher: b.pub, Subjects: b.Subjects,
 		Records: b.Store.Records, GiveUp: cfg.DeliveryGiveUp,
-		Leases: b.Store.Leases, LeaseTTL: cfg.LeaseTTL,
+		Leases: b.Store.Leases, LeaseTTL: cfg.LeaseTTL, Holder: b.holder,
 		Metrics: sinks.NewMetrics(b.Registry), Logger: b.log,
 		Disabled: func(ctx context.Context, sink string, err error) {
 			for _, acct := range b.Accounts {

@@ -22,7 +22,7 @@ func (b *Bridge) startTeam(ctx context.Context, t *tasks, cfg *config.Config) {
 	b.Members = team.NewMembers(b.Store.Team)
 	b.Projection = team.NewProjection(team.ProjectionConfig{
 		Stream: b.Store.Events, KV: b.Store.Conversations, Subjects: b.Subjects, Publisher: b.pub,
-		Leases: b.Store.Leases, LeaseTTL: cfg.LeaseTTL, Logger: b.log,
+		Leases: b.Store.Leases, LeaseTTL: cfg.LeaseTTL, Holder: b.holder, Logger: b.log,
 	})
 	t.Go("team state", func() error { return b.Projection.Run(ctx) })
 	tc := team.ServiceConfig{

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/config"
+	"github.com/bilibridge/bilibridge/dirlock"
 )
 
 // NATSConfig says where NATS is.
@@ -204,9 +205,13 @@ func startEmbedded(cfg EmbeddedConfig) (*embedded, error) {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("DATA_DIR: cannot create the NATS store %s (%v): point DATA_DIR at a writable directory", cfg.StoreDir, unwrapPath(err))
 	}
-	unlock, err := lockDir(cfg.StoreDir)
+	// NATS does not lock its store: two servers on one store lose writes
+	// both confirmed.
+	unlock, err := dirlock.Lock(cfg.StoreDir, "bilibridge.lock", 2*time.Second)
 	switch {
-	case errors.Is(err, errLocked):
+	case errors.Is(err, dirlock.ErrUnsupported):
+		unlock = func() {} // one bridge per DATA_DIR is then the operator's care
+	case errors.Is(err, dirlock.ErrLocked):
 		return nil, fmt.Errorf("DATA_DIR: the NATS store %s is in use by another bilibridge process: stop it, or give this one its own DATA_DIR (NATS_URL lets several bridges share one NATS)", cfg.StoreDir)
 	case err != nil:
 		return nil, fmt.Errorf("DATA_DIR: cannot write in the NATS store %s (%v): point DATA_DIR at a writable directory", cfg.StoreDir, unwrapPath(err))
@@ -294,9 +299,6 @@ func startEmbedded(cfg EmbeddedConfig) (*embedded, error) {
 	}()
 	return e, nil
 }
-
-// errLocked is a store another process holds.
-var errLocked = errors.New("locked by another process")
 
 // unwrapPath drops the operation and path of a *PathError: the message
 // names the path already.

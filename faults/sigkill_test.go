@@ -15,27 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/bus/bustest"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/sinks/webhook"
 )
-
-// leaseBucket opens the poller lease bucket on ns, waiting for the
-// bridge to create it.
-func leaseBucket(t *testing.T, ns *bustest.Server) jetstream.KeyValue {
-	t.Helper()
-	c := ns.Connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	kv, err := c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bus.BucketLeases, History: 1, TTL: 30 * time.Second, Storage: jetstream.FileStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kv
-}
 
 // sinkLeaseKey is the lease of the webhook sink to r.
 func sinkLeaseKey(t *testing.T, r *receiver) string {
@@ -45,22 +28,6 @@ func sinkLeaseKey(t *testing.T, r *receiver) string {
 		t.Fatal(err)
 	}
 	return "sink." + events.Token(s.Name())
-}
-
-// releaseLeases deletes the account's poller lease and the sink's lease,
-// which a SIGKILLed process could not release: what a restarted process
-// could do itself if it recognised its own leases (see
-// docs/reliability.md). Without it each restart waits out the lease TTL
-// (30s) before polling and delivering.
-func releaseLeases(t *testing.T, kv jetstream.KeyValue, keys ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, k := range append([]string{fmt.Sprint(accountUID)}, keys...) {
-		if err := kv.Delete(ctx, k); err != nil {
-			t.Logf("releasing the dead process's lease %s: %v", k, err)
-		}
-	}
 }
 
 // binary is the bilibridge command built once by TestMain.
@@ -197,36 +164,34 @@ func bridgeEnv(w *world, r *receiver, natsURL, dataDir string) []string {
 // TestSIGKILL kills the bridge process with SIGKILL at random moments
 // while 2,000 messages arrive in 20 conversations, restarting it right
 // after each kill, and checks that every message reaches the webhook
-// once at least, in order per conversation.
-//
-// A SIGKILLed process leaves its poller lease and its sink lease (TTL
-// 30s) behind; the restarted process waits them out. To kill five times
-// within a minute, the test itself releases both after each kill
-// (releaseLeases), standing in for a restarted bridge that recognised its
-// own leases. TestSIGKILLPlain kills once without that help.
+// once at least, in order per conversation. Each restarted process
+// takes back the poller and sink leases the killed one left (it holds
+// them under the same name, lease.Holder).
 func TestSIGKILL(t *testing.T) {
-	sigkill(t, "sigkill", 2000, 5, 25*time.Second, true)
+	sigkill(t, "sigkill", 2000, 5, 25*time.Second, "")
 }
 
-// TestSIGKILLPlain kills the bridge once and lets the restarted process
-// wait out the dead one's leases, as it would in production.
-func TestSIGKILLPlain(t *testing.T) {
-	sigkill(t, "sigkill-plain", 500, 1, 5*time.Second, false)
+// TestSIGKILLTakesBackItsLeases kills the bridge once with leases that
+// last 10 minutes: only a restarted process that takes back the leases
+// its predecessor died holding delivers anything before the test's
+// deadline (150 s).
+func TestSIGKILLTakesBackItsLeases(t *testing.T) {
+	sigkill(t, "sigkill-long-lease", 500, 1, 5*time.Second, "10m")
 }
 
-func sigkill(t *testing.T, scenario string, messages, kills int, sendFor time.Duration, fastRestart bool) {
+func sigkill(t *testing.T, scenario string, messages, kills int, sendFor time.Duration, leaseTTL string) {
 	const convs = 20
 	w := newWorld(t, convs)
 	r := newReceiver(t)
 	ns := bustest.StartServer(t)
-	p := &proc{t: t, env: bridgeEnv(w, r, ns.URL, t.TempDir()), log: filepath.Join(t.TempDir(), "bridge.log")}
+	env := bridgeEnv(w, r, ns.URL, t.TempDir())
+	if leaseTTL != "" {
+		env = append(env, "LEASE_TTL="+leaseTTL)
+	}
+	p := &proc{t: t, env: env, log: filepath.Join(t.TempDir(), "bridge.log")}
 	dumpOnFailure(t, "bridge", p)
 	t.Cleanup(p.stop)
 
-	var leases jetstream.KeyValue
-	if fastRestart {
-		leases = leaseBucket(t, ns)
-	}
 	start := time.Now()
 	p.start()
 	waitPolling(t, w, 30*time.Second)
@@ -255,9 +220,6 @@ func sigkill(t *testing.T, scenario string, messages, kills int, sendFor time.Du
 		p.kill()
 		killedAt = append(killedAt, time.Now())
 		t.Logf("SIGKILL %d at %s (%d sent, %d delivered)", i+1, time.Since(sendStart).Round(time.Millisecond), w.sentCount(), r.delivered(w))
-		if fastRestart {
-			releaseLeases(t, leases, sinkLeaseKey(t, r))
-		}
 		p.start()
 	}
 	<-sending
@@ -269,9 +231,9 @@ func sigkill(t *testing.T, scenario string, messages, kills int, sendFor time.Du
 			t.Logf("SIGKILL %d: next new webhook delivery %s after the kill", i+1, first.Sub(k).Round(10*time.Millisecond))
 		}
 	}
-	how := "restarted at once; the test released the dead process's leases"
-	if !fastRestart {
-		how = "restarted at once; the dead process's leases left to expire"
+	how := "restarted at once"
+	if leaseTTL != "" {
+		how += ", LEASE_TTL=" + leaseTTL
 	}
 	rp := finish(t, scenario, fmt.Sprintf("%d SIGKILLs of the bridge process, each %s", kills, how), w, r, start)
 	if !all {

@@ -68,25 +68,43 @@ func (l *Lease) Renew(ctx context.Context) bool {
 			return true
 		}
 		// A revision mismatch or a missing key means it expired and
-		// someone may have taken it: try to take it afresh below.
+		// someone may have taken it; a mismatch under our own name is a
+		// write of ours the server applied late.
 		l.held.Store(false)
+		if l.reclaim(ctx, start) {
+			return true
+		}
 		l.log.Warn("lease lost", "key", l.key, "err", err)
 	}
 	rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		// Still ours when only a renewal timed out: take it back.
-		if e, gerr := l.kv.Get(ctx, l.key); gerr == nil && string(e.Value()) == l.holder {
-			rev, err = e.Revision(), nil
-		}
+	switch {
+	case err == nil:
+		l.renewed(start, rev)
+	case errors.Is(err, jetstream.ErrKeyExists) && l.reclaim(ctx, start):
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return false
+	default:
+		l.log.Warn("lease unavailable", "key", l.key, "err", err)
+		return false
 	}
+	l.log.Info("lease acquired", "key", l.key, "holder", l.holder)
+	return true
+}
+
+// reclaim takes the lease back when its key already names this holder:
+// a renewal whose answer was lost, or a predecessor under the same name
+// (Holder) that died holding it. The key is written again, so that its
+// TTL, and Held, count from now rather than from the old write.
+func (l *Lease) reclaim(ctx context.Context, start time.Time) bool {
+	e, err := l.kv.Get(ctx, l.key)
+	if err != nil || string(e.Value()) != l.holder {
+		return false
+	}
+	rev, err := l.kv.Update(ctx, l.key, []byte(l.holder), e.Revision())
 	if err != nil {
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			l.log.Warn("lease unavailable", "key", l.key, "err", err)
-		}
 		return false
 	}
 	l.renewed(start, rev)
-	l.log.Info("lease acquired", "key", l.key, "holder", l.holder)
 	return true
 }
 

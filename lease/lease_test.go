@@ -83,3 +83,27 @@ func TestKeepHoldsTheLease(t *testing.T) {
 		t.Fatal("the lease was not released at stop")
 	}
 }
+
+// A lease taken back from a predecessor under the same name (or after a
+// renewal whose answer was lost) is written again: its TTL on the server
+// counts from the taking back, as Held does, so nobody else can take it
+// while this process believes it holds it.
+func TestTakenBackLeaseCountsFromNow(t *testing.T) {
+	const ttl = time.Second
+	store := bustest.Provision(t, bustest.StartServer(t).Connect(t), ttl)
+	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	if !lease.New(store.Leases, "acct", "same", ttl, log).Renew(ctx) {
+		t.Fatal("the first process could not take the lease")
+	}
+	time.Sleep(800 * time.Millisecond) // then it dies
+	restarted := lease.New(store.Leases, "acct", "same", ttl, log)
+	if !restarted.Renew(ctx) {
+		t.Fatal("the restarted process could not take the lease back")
+	}
+	time.Sleep(600 * time.Millisecond) // past the first write's TTL
+	other := lease.New(store.Leases, "acct", "other", ttl, log)
+	if restarted.Held() && other.Renew(ctx) {
+		t.Fatal("another process took the lease while the restarted one believes it holds it")
+	}
+}

@@ -60,6 +60,9 @@ type Config struct {
 	// account's lease.
 	Leases   jetstream.KeyValue
 	LeaseTTL time.Duration
+	// Holder names this process in the lease (lease.Holder); default a
+	// random name.
+	Holder   string
 	Subjects events.Subjects
 	// Interval between polls; default 6s. Jittered by ±10%.
 	Interval time.Duration
@@ -141,7 +144,11 @@ func New(cfg Config) *Poller {
 		status:   Status{LoginValid: true, Leader: cfg.Leases == nil},
 	}
 	if cfg.Leases != nil {
-		p.lease = lease.New(cfg.Leases, strconv.FormatInt(cfg.AccountUID, 10), uuid.NewString(), cfg.LeaseTTL, log)
+		holder := cfg.Holder
+		if holder == "" {
+			holder = uuid.NewString()
+		}
+		p.lease = lease.New(cfg.Leases, strconv.FormatInt(cfg.AccountUID, 10), holder, cfg.LeaseTTL, log)
 	}
 	return p
 }
