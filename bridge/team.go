@@ -27,7 +27,7 @@ func (b *Bridge) startTeam(ctx context.Context, t *tasks, cfg *config.Config) {
 	t.Go("team state", func() error { return b.Projection.Run(ctx) })
 	tc := team.ServiceConfig{
 		Projection: b.Projection, Members: b.Members, Publisher: b.pub, Subjects: b.Subjects,
-		Backfill: b.backfill,
+		Backfill: b.backfill, Marks: b.Store.Records,
 	}
 	if cfg.MarkRead {
 		tc.Acker = func(ctx context.Context, key events.ConversationKey, seqno uint64) error {

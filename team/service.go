@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/events"
 )
@@ -39,7 +41,11 @@ type ServiceConfig struct {
 	Publisher  Publisher
 	Subjects   events.Subjects
 	Backfill   Backfill // nil: no history older than the stream
-	Acker      Acker    // nil: reading does not touch Bilibili
+	// Marks keeps where each page of Bilibili's history ended (bucket
+	// bili_records), so that a cursor one process gave pages on in any
+	// other, and after a restart; nil: this process's memory only.
+	Marks jetstream.KeyValue
+	Acker Acker // nil: reading does not touch Bilibili
 	// Location dates "tomorrow" in a snooze; default time.Local.
 	Location *time.Location
 	Now      func() time.Time
@@ -380,9 +386,7 @@ func (s *Service) Messages(ctx context.Context, key events.ConversationKey, befo
 	case found:
 		from = p.oldestSeqno(ctx, key)
 	default:
-		s.mu.Lock()
-		seqno, ok := s.seqnoOf[before]
-		s.mu.Unlock()
+		seqno, ok := s.seqnoBefore(ctx, key, before)
 		if !ok {
 			return nil, inputErrorf("before is not a message of this conversation")
 		}
@@ -406,7 +410,36 @@ func (s *Service) Messages(ctx context.Context, key events.ConversationKey, befo
 		s.seqnoOf[m.Message.MsgKey] = m.Message.Seqno
 	}
 	s.mu.Unlock()
+	if len(older) > 0 && s.cfg.Marks != nil {
+		// The page's oldest message is the next cursor: where any process
+		// must go on from. Best effort: a failed write costs only that
+		// another process cannot page on from this page (this one can).
+		m := older[0].Message
+		_, _ = s.cfg.Marks.Put(ctx, markKey(key, m.MsgKey), []byte(strconv.FormatUint(m.Seqno, 10)))
+	}
 	return append(older, msgs...), nil
+}
+
+// seqnoBefore is the Bilibili seqno of before, a message of key's
+// history from before the bridge (not in the stream).
+func (s *Service) seqnoBefore(ctx context.Context, key events.ConversationKey, before uint64) (uint64, bool) {
+	s.mu.Lock()
+	seqno, ok := s.seqnoOf[before]
+	s.mu.Unlock()
+	if ok || s.cfg.Marks == nil {
+		return seqno, ok
+	}
+	e, err := s.cfg.Marks.Get(ctx, markKey(key, before))
+	if err != nil {
+		return 0, false
+	}
+	seqno, err = strconv.ParseUint(string(e.Value()), 10, 64)
+	return seqno, err == nil
+}
+
+// markKey is the key under which Marks keeps the seqno of msgKey.
+func markKey(key events.ConversationKey, msgKey uint64) string {
+	return fmt.Sprintf("history.%d.%d.%d.%d", key.AccountUID, key.SessionType, key.TalkerID, msgKey)
 }
 
 // IsInput reports whether err is the caller's mistake (a 4xx).

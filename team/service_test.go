@@ -328,6 +328,14 @@ func TestMessagesPageIntoBilibilisPast(t *testing.T) {
 	if err != nil || len(page) != 2 || len(asked) != 2 {
 		t.Fatalf("a page wholly from Bilibili: %v %v (asked %v)", texts(page), err, asked)
 	}
+	// Another process (behind the same load balancer, or this one
+	// restarted) pages on from the cursor this one gave.
+	_, other := r.process(backfill)
+	oldest := page[0].Message
+	page, err = other.Messages(ctx, conv, oldest.MsgKey, 2)
+	if err != nil || len(page) != 2 || asked[len(asked)-1] != oldest.Seqno {
+		t.Fatalf("another process paging on before seqno %d: %v %v (asked %v)", oldest.Seqno, texts(page), err, asked)
+	}
 }
 
 // A recalled message shows as recalled in the history, whether the

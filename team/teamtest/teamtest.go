@@ -94,7 +94,7 @@ func (r *Rig) Process(o Options) Process {
 	r.T.Cleanup(func() { cancel(); <-done })
 	s := team.NewService(team.ServiceConfig{
 		Projection: p, Publisher: r.Pub, Members: o.Members,
-		Backfill: o.Backfill, Acker: o.Acker, Now: o.Now,
+		Backfill: o.Backfill, Marks: r.Store.Records, Acker: o.Acker, Now: o.Now,
 	})
 	bustest.Eventually(r.T, "the projection up to date", p.Ready)
 	return Process{Projection: p, Service: s}
