@@ -308,7 +308,7 @@ func threadName(conv conversation, multiAccount bool, assignee, status string) s
 	if name == "" {
 		name = "Bilibili"
 	}
-	prefix := teamPrefix(assignee, status)
+	prefix := sinks.TeamPrefix(assignee, status)
 	return prefix + truncate(name, maxThreadName-len([]rune(prefix))-len([]rune(suffix))) + suffix
 }
 

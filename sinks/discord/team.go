@@ -49,32 +49,6 @@ func linkHelp(userID string) string {
 		"Ask an admin: bilibridge member add NAME --discord " + userID
 }
 
-// Marks of a conversation's team status, in front of its thread's name.
-const (
-	markDone    = "✅"
-	markSnoozed = "💤"
-)
-
-// maxAssigneeInName bounds the assignee's name in a thread's name.
-const maxAssigneeInName = 32
-
-// teamPrefix is what a thread's name starts with to show the team state:
-// a done or snoozed mark, then the assignee in brackets, as in
-// "✅ [ana] Alice · 293793435". Open and unassigned: nothing.
-func teamPrefix(assignee, status string) string {
-	var b strings.Builder
-	switch status {
-	case events.ConversationDone:
-		b.WriteString(markDone + " ")
-	case events.ConversationSnoozed:
-		b.WriteString(markSnoozed + " ")
-	}
-	if a := strings.Join(strings.Fields(assignee), " "); a != "" {
-		b.WriteString("[" + truncate(a, maxAssigneeInName) + "] ")
-	}
-	return b.String()
-}
-
 // member names the team member linked to Discord user id.
 func (s *Sink) member(ctx context.Context, id string) (string, bool) {
 	if s.cfg.Team == nil {

@@ -124,32 +124,6 @@ func topicNameWithin(c events.Conversation, limit int) string {
 	return truncRunes(name, limit-len([]rune(suffix))) + suffix
 }
 
-// Marks of a conversation's team status, in front of its topic's name.
-const (
-	markDone    = "✅"
-	markSnoozed = "💤"
-)
-
-// maxAssigneeInName bounds the assignee's name in a topic's name.
-const maxAssigneeInName = 32
-
-// teamPrefix is what a topic's name starts with to show the team state:
-// a done or snoozed mark, then the assignee in brackets, as in
-// "✅ [ana] 社会易姐QwQ · 293793435". Open and unassigned: nothing.
-func teamPrefix(assignee, status string) string {
-	var b strings.Builder
-	switch status {
-	case events.ConversationDone:
-		b.WriteString(markDone + " ")
-	case events.ConversationSnoozed:
-		b.WriteString(markSnoozed + " ")
-	}
-	if a := strings.Join(strings.Fields(assignee), " "); a != "" {
-		b.WriteString("[" + truncRunes(a, maxAssigneeInName) + "] ")
-	}
-	return b.String()
-}
-
 func truncRunes(s string, n int) string {
 	r := []rune(s)
 	if len(r) <= n {

@@ -748,7 +748,7 @@ func (s *Sink) topicName(c *conversation, rec topicRecord) string {
 	if conv.Kind == "" {
 		conv.Kind = rec.Kind
 	}
-	prefix := teamPrefix(rec.Assignee, rec.Status)
+	prefix := sinks.TeamPrefix(rec.Assignee, rec.Status)
 	suffix := ""
 	if s.cfg.MultiAccount {
 		suffix = " → " + strconv.FormatInt(c.UID, 10)
