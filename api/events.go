@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -76,7 +77,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: pass events on at once
 	w.WriteHeader(http.StatusOK)
-	out := &sseWriter{w: bufio.NewWriter(w), rc: rc}
+	out := &sseWriter{w: bufio.NewWriter(w), rc: rc, allowed: s.stillAuthorized(r)}
 	// The first line tells EventSource how soon to reconnect.
 	if out.write("retry: 2000\n\n") != nil {
 		return
@@ -176,6 +177,36 @@ func (s *Server) relay(ctx context.Context, out *sseWriter, live <-chan team.Eve
 type sseWriter struct {
 	w  *bufio.Writer
 	rc *http.ResponseController
+	// allowed says whether the request's credentials still hold; nil:
+	// they are not checked again.
+	allowed func() bool
+}
+
+// errCredentialsGone ends a stream whose member was removed, whose token
+// was revoked or whose session ended.
+var errCredentialsGone = errors.New("the credentials of the stream are no longer valid")
+
+// stillAuthorized checks r's credentials again, at most once a second:
+// an event stream is one long request, and it must end when its member
+// is removed, its token revoked or its session ended, as new requests
+// are refused then. A check that cannot be made (the store is
+// unavailable) keeps the stream, as it would not refuse a new request
+// for good either.
+func (s *Server) stillAuthorized(r *http.Request) func() bool {
+	var checked time.Time
+	return func() bool {
+		if time.Since(checked) < time.Second {
+			return true
+		}
+		switch _, status, _ := s.authenticate(r); status {
+		case 0:
+			checked = time.Now()
+			return true
+		case http.StatusServiceUnavailable:
+			return true
+		}
+		return false
+	}
 }
 
 func (o *sseWriter) event(seq uint64, ev events.Event) error {
@@ -212,6 +243,9 @@ func (o *sseWriter) presence(u team.PresenceUpdate) error {
 }
 
 func (o *sseWriter) write(s string) error {
+	if o.allowed != nil && !o.allowed() {
+		return errCredentialsGone
+	}
 	_ = o.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if _, err := o.w.WriteString(s); err != nil {
 		return err

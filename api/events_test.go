@@ -223,3 +223,41 @@ func TestPresence(t *testing.T) {
 		t.Errorf("presence of the service token: %d", res.status)
 	}
 }
+
+// An event stream ends when its credentials stop holding — the member's
+// token revoked, or the member removed — as new requests are refused:
+// an open stream must not go on carrying DMs to someone no longer on the
+// team.
+func TestEventStreamEndsWithItsCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(ctx context.Context, ms *team.Members) error
+	}{
+		{"token revoked", func(ctx context.Context, ms *team.Members) error { return ms.RevokeTokens(ctx, "ana") }},
+		{"member removed", func(ctx context.Context, ms *team.Members) error { return ms.Remove(ctx, "ana") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, options{})
+			s := r.listenAs(r.anaToken, "", "")
+			close(s.read)
+			r.Message(teamtest.Conv, events.DirectionIn, "before")
+			if e := s.next(); e.typ != events.TypeMessage {
+				t.Fatalf("before: %+v", e)
+			}
+			if err := tc.end(context.Background(), r.Members); err != nil {
+				t.Fatal(err)
+			}
+			// Past the stream's once-a-second check of its credentials.
+			time.Sleep(1200 * time.Millisecond)
+			r.Message(teamtest.Conv, events.DirectionIn, "after: not for ana")
+			select {
+			case e, ok := <-s.events:
+				if ok {
+					t.Fatalf("the stream carried %s %q after its credentials went", e.typ, e.event.ID)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the stream is still open 10 s after its credentials went")
+			}
+		})
+	}
+}

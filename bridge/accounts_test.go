@@ -27,7 +27,7 @@ func TestTwoAccountsInOneProcess(t *testing.T) {
 	fake.AddUser(bilitest.User{UID: fanA, Name: "fan of A", FollowsAccount: true})
 	fake.AddUser(bilitest.User{UID: fanB, Name: "fan of B", FollowsAccount: true})
 	cfg := testConfig(t, fake, t.TempDir())
-	cfg.APIToken = "tok"
+	cfg.APIToken = "accounts-api-token"
 	r := startApp(t, bridge.Options{Config: cfg, HTTPClient: fake.Client(), Accounts: []config.Login{
 		{Credentials: bilibili.Credentials{SESSDATA: "sess-a", BiliJct: "jct-a"}},
 		{Credentials: bilibili.Credentials{SESSDATA: "sess-b", BiliJct: "jct-b"}},
@@ -61,7 +61,7 @@ func TestTwoAccountsInOneProcess(t *testing.T) {
 	// A reply through the API goes out as the account it names.
 	req, _ := http.NewRequest(http.MethodPost, "http://"+a.HTTPAddr+"/api/v1/messages?wait=true",
 		strings.NewReader(fmt.Sprintf(`{"account_uid":"%d","session_type":1,"talker_id":"%d","text":"from B"}`, uidB, fanB)))
-	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Authorization", "Bearer accounts-api-token")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,7 @@ func TestShutdownAnswersWaitingRequests(t *testing.T) {
 	// Bilibili holds the send's answer for a minute.
 	fake.Fail("send_msg", -1, bilitest.Fault{Delay: time.Minute})
 	cfg := testConfig(t, fake, t.TempDir())
-	cfg.APIToken = "token"
+	cfg.APIToken = "shutdown-api-token"
 	r := start(t, cfg, fake)
 
 	type answer struct {
@@ -36,7 +36,7 @@ func TestShutdownAnswersWaitingRequests(t *testing.T) {
 	go func() {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+r.app.HTTPAddr+"/api/v1/messages?wait=true",
 			strings.NewReader(fmt.Sprintf(`{"session_type":1,"talker_id":"%d","text":"slow"}`, friend)))
-		req.Header.Set("Authorization", "Bearer token")
+		req.Header.Set("Authorization", "Bearer shutdown-api-token")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			got <- answer{err: err}

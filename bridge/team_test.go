@@ -26,7 +26,7 @@ import (
 	"github.com/bilibridge/bilibridge/team"
 )
 
-const teamToken = "svc-team-token"
+const teamToken = "svc-team-token-16"
 
 // apiCall sends method path to the bridge's API with the service token
 // and returns the status and the decoded JSON answer.

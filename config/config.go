@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kelseyhightower/envconfig"
 
@@ -24,6 +25,9 @@ import (
 // MinPollInterval is the shortest interval allowed without POLL_UNSAFE:
 // faster polling has cost accounts a freeze within an hour.
 const MinPollInterval = 5 * time.Second
+
+// minAPIToken is the shortest API_TOKEN accepted.
+const minAPIToken = 16
 
 // Config is every setting of bilibridge.
 type Config struct {
@@ -54,7 +58,7 @@ type Config struct {
 	Prefix       string        `envconfig:"SUBJECT_PREFIX" default:"bili" desc:"first token of every subject"`
 
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"health, metrics and API; empty = off"`
-	APIToken string `envconfig:"API_TOKEN" desc:"bearer token for /api/*; the API is off while it is empty"`
+	APIToken string `envconfig:"API_TOKEN" desc:"the service token for automations on /api/v1 (at least 16 characters); empty: only members' tokens and browser sessions"`
 
 	TelegramToken         string `envconfig:"TELEGRAM_BOT_TOKEN" desc:"enables the Telegram sink (with TELEGRAM_CHAT_ID)"`
 	TelegramChatID        int64  `envconfig:"TELEGRAM_CHAT_ID" desc:"the forum supergroup (or chat) to post to: its numeric id (a supergroup's starts with -100)"`
@@ -145,6 +149,10 @@ func (c *Config) Validate() error {
 	}
 	if c.DeliveryGiveUp < time.Minute || c.DeliveryGiveUp > c.StreamMaxAge {
 		errs = append(errs, fmt.Errorf("DELIVERY_GIVE_UP=%s: want between 1m and STREAM_MAX_AGE (%s), since an event must still be in the stream when it is retried", c.DeliveryGiveUp, c.StreamMaxAge))
+	}
+	if n := utf8.RuneCountInString(c.APIToken); n > 0 && n < minAPIToken {
+		// Bearer tokens are not rate-limited: a short one could be guessed.
+		errs = append(errs, fmt.Errorf("API_TOKEN is too short (%d characters): use at least %d, for example the output of `openssl rand -hex 32`", n, minAPIToken))
 	}
 	errs = append(errs, c.checkSinks()...)
 	errs = append(errs, c.checkLog()...)

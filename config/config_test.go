@@ -198,7 +198,8 @@ func TestLoadNamesTheBadVariable(t *testing.T) {
 		{map[string]string{"WEBHOOK_URLS": "https://example.com/h", "WEBHOOK_EVENTS": "foo"}, `WEBHOOK_EVENTS=foo: "foo" is not an event type`},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL=loud: want debug, info, warn or error"},
 		{map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT=xml: want text or json"},
-		{map[string]string{"API_TOKEN": "x", "HTTP_ADDR": "nope"}, "HTTP_ADDR"},
+		{map[string]string{"API_TOKEN": "a-long-enough-token", "HTTP_ADDR": "nope"}, "HTTP_ADDR"},
+		{map[string]string{"API_TOKEN": "hunter2"}, "API_TOKEN is too short (7 characters): use at least 16"},
 	} {
 		t.Run(fmt.Sprint(tc.env), func(t *testing.T) {
 			t.Setenv("DATA_DIR", t.TempDir())

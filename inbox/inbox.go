@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -47,6 +48,7 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // Members is what the inbox needs of the team (*team.Members).
 type Members interface {
 	Any(ctx context.Context) (bool, error)
+	Get(ctx context.Context, name string) (*team.Member, error)
 }
 
 // Config configures the inbox.
@@ -133,11 +135,13 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !any {
-		var status string
-		if s.cfg.Status != nil {
-			status = s.cfg.Status(r.Context())
+		page := setupPage{Local: local(r)}
+		// The status names the accounts, the chats and the last errors:
+		// only for someone on the bridge's own machine.
+		if s.cfg.Status != nil && page.Local {
+			page.Status = s.cfg.Status(r.Context())
 		}
-		s.render(w, http.StatusOK, "setup.html", setupPage{Status: status})
+		s.render(w, http.StatusOK, "setup.html", page)
 		return
 	}
 	sess, _, err := s.session(r)
@@ -150,6 +154,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 
 type setupPage struct {
 	Status string
+	Local  bool // the visitor is on the bridge's machine
 }
 
 type loginPage struct {
@@ -179,7 +184,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	name, password := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
 	client := clientIP(r)
-	if wait := s.limiter.wait(client, strings.ToLower(name)); wait > 0 {
+	key := strings.ToLower(name)
+	if wait := s.limiter.take(client, key); wait > 0 {
 		w.Header().Set("Retry-After", strconvSeconds(wait))
 		s.render(w, http.StatusTooManyRequests, "login.html", loginPage{Name: name,
 			Error: "Too many failed sign-ins. Try again in " + wait.Round(time.Second).String() + "."})
@@ -188,16 +194,22 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	token, sess, err := s.cfg.Sessions.Start(r.Context(), name, password)
 	switch {
 	case errors.Is(err, team.ErrBadLogin):
-		s.limiter.fail(client, strings.ToLower(name))
-		s.log.Info("sign-in refused", "member", name, "client", client)
+		// The name only when it is a member's: a password typed into the
+		// name field must not reach the log.
+		if _, merr := s.cfg.Members.Get(r.Context(), name); merr == nil {
+			s.log.Info("sign-in refused", "member", name, "client", client)
+		} else {
+			s.log.Info("sign-in refused", "member", "(not a member)", "client", client)
+		}
 		s.render(w, http.StatusUnauthorized, "login.html", loginPage{Name: name, Error: "Wrong name or password."})
 		return
 	case err != nil:
-		s.log.Warn("sign-in failed", "member", name, "err", err)
+		s.limiter.undecided(client, key)
+		s.log.Warn("sign-in failed", "err", err)
 		s.render(w, http.StatusServiceUnavailable, "login.html", loginPage{Name: name, Error: "The bridge cannot sign you in right now; try again."})
 		return
 	}
-	s.limiter.reset(client, strings.ToLower(name))
+	s.limiter.succeeded(client, key)
 	s.log.Info("signed in", "member", sess.Member, "client", client)
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: token, Path: "/", HttpOnly: true, Secure: secure(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: int(30 * 24 * time.Hour / time.Second)})
@@ -206,6 +218,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 // logout is POST /logout, with the CSRF token as the form field csrf.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	// Another site's form arrives without the (SameSite) cookie, and so
+	// without a session to check the token of: refuse it before clearing
+	// the cookie.
+	if !sameOrigin(r) {
+		http.Error(w, "Sign out from the bridge's own page.", http.StatusForbidden)
+		return
+	}
 	sess, token, err := s.session(r)
 	if err == nil {
 		if !sameToken(r.PostFormValue("csrf"), sess.CSRF) {
@@ -271,6 +290,18 @@ func sameOrigin(r *http.Request) bool {
 // a proxy that says so).
 func secure(r *http.Request) bool {
 	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// local reports whether r comes from the bridge's own machine, not
+// through a proxy there (which would make every client look local).
+func local(r *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	ip, err := netip.ParseAddr(clientIP(r))
+	return err == nil && ip.IsLoopback()
 }
 
 func clientIP(r *http.Request) string {

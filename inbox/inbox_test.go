@@ -2,12 +2,14 @@ package inbox_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/bilibridge/bilibridge/inbox"
 	"github.com/bilibridge/bilibridge/team"
 	"github.com/bilibridge/bilibridge/team/teamtest"
+	"github.com/bilibridge/bilibridge/testlog"
 )
 
 // site is the inbox and the API of one bridge process, over a rig.
@@ -230,4 +233,101 @@ func between(s, from, to string) string {
 	}
 	v, _, _ := strings.Cut(after, to)
 	return v
+}
+
+// Guesses sent all at once are limited like guesses one after another:
+// each counts from the moment it is let through.
+func TestConcurrentSignInsAreLimited(t *testing.T) {
+	rig := teamtest.New(t)
+	rig.AddMember("ana", team.RoleAgent)
+	_ = rig.Members.SetPassword(context.Background(), "ana", "correct horse battery")
+	s := newSite(t, rig)
+	const guesses = 30
+	statuses := make(chan int, guesses)
+	var wg sync.WaitGroup
+	for i := range guesses {
+		wg.Go(func() { statuses <- s.signIn(t, client(t), "ana", fmt.Sprint("guess ", i)) })
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for st := range statuses {
+		count[st]++
+	}
+	if count[http.StatusUnauthorized] > 5 || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != guesses {
+		t.Fatalf("%d guesses at once: %v; want at most 5 checked (401), the rest refused (429)", guesses, count)
+	}
+	if status := s.signIn(t, client(t), "ana", "correct horse battery"); status != http.StatusTooManyRequests {
+		t.Fatalf("the right password after the burst: %d, want 429", status)
+	}
+}
+
+// A refused sign-in names the member in the log only when it is one: a
+// password typed into the name field stays out of the log.
+func TestRefusedSignInLogsNoPassword(t *testing.T) {
+	rig := teamtest.New(t)
+	rig.AddMember("ana", team.RoleAgent)
+	log, buf := testlog.New(t)
+	in := inbox.New(inbox.Config{Sessions: team.NewSessions(rig.Store.Sessions, rig.Members), Members: rig.Members, Logger: log})
+	srv := httptest.NewServer(in)
+	t.Cleanup(srv.Close)
+	s := &site{rig: rig, srv: srv}
+	password := team.GeneratePassword()
+	for _, name := range []string{password, "ana"} {
+		if status := s.signIn(t, client(t), name, "wrong"); status != http.StatusUnauthorized {
+			t.Fatalf("sign-in as %q: %d", name, status)
+		}
+	}
+	if strings.Contains(buf.String(), password) {
+		t.Errorf("a password typed as the name reached the log:\n%s", buf)
+	}
+	if len(buf.Grep("member=ana")) == 0 {
+		t.Errorf("a refused sign-in of member ana is not logged with the name:\n%s", buf)
+	}
+}
+
+// Another site cannot sign a member out (its form arrives without the
+// SameSite cookie, so without a session whose token could be checked).
+func TestCrossSiteSignOutRefused(t *testing.T) {
+	s := newSite(t, teamtest.New(t))
+	req, _ := http.NewRequest("POST", s.srv.URL+"/logout", strings.NewReader(""))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	res, err := client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden || res.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("a sign-out from another site: %d, Set-Cookie %q", res.StatusCode, res.Header.Get("Set-Cookie"))
+	}
+}
+
+// Before the team has a member, the setup page shows the bridge's status
+// (accounts, chats, last errors) only on the bridge's own machine, not
+// through a proxy.
+func TestSetupPageStatusOnlyLocally(t *testing.T) {
+	rig := teamtest.New(t)
+	in := inbox.New(inbox.Config{Sessions: team.NewSessions(rig.Store.Sessions, rig.Members), Members: rig.Members,
+		Status: func(context.Context) string { return "account 425503913: polling" }})
+	srv := httptest.NewServer(in)
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		proxied bool
+		want    bool
+	}{{false, true}, {true, false}} {
+		req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+		if tc.proxied {
+			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		}
+		res, err := client(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if got := strings.Contains(string(b), "425503913"); got != tc.want {
+			t.Errorf("proxied %v: status shown %v, want %v", tc.proxied, got, tc.want)
+		}
+	}
 }

@@ -2,14 +2,19 @@ package inbox
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
-// limiter counts failed sign-ins per client address and per member name:
+// limiter counts sign-in attempts per client address and per member name:
 // after max failures within window, further tries wait until the oldest
 // failure leaves the window. Per name, so that guessing one member's
 // password from many addresses is slowed too.
+//
+// An attempt counts as a failure from the moment it is let through, and
+// is taken back if it succeeds: guesses sent all at once cannot pass the
+// check together before any of them has failed.
 type limiter struct {
 	max    int
 	window time.Duration
@@ -19,49 +24,77 @@ type limiter struct {
 	failures map[string][]time.Time
 }
 
+// maxKeys bounds the addresses and names the limiter remembers.
+const maxKeys = 10_000
+
 func newLimiter(max int, window time.Duration, now func() time.Time) *limiter {
 	return &limiter{max: max, window: window, now: now, failures: map[string][]time.Time{}}
 }
 
-// wait is how long a sign-in from client as name must wait; 0: go on.
-func (l *limiter) wait(client, name string) time.Duration {
+// take lets an attempt from client as name through, counted as a failure
+// until done says otherwise, and returns 0; or it returns how long the
+// client must wait.
+func (l *limiter) take(client, name string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	keys := []string{"ip:" + client, "name:" + name}
 	var longest time.Duration
-	for _, k := range []string{"ip:" + client, "name:" + name} {
-		fs := l.recent(k, now)
-		if len(fs) >= l.max {
+	for _, k := range keys {
+		if fs := l.recent(k, now); len(fs) >= l.max {
 			longest = max(longest, fs[0].Add(l.window).Sub(now))
 		}
 	}
-	return longest
+	if longest > 0 {
+		return longest
+	}
+	for _, k := range keys {
+		l.failures[k] = append(l.failures[k], now)
+	}
+	l.bound(now)
+	return 0
 }
 
-func (l *limiter) fail(client, name string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	for _, k := range []string{"ip:" + client, "name:" + name} {
-		l.failures[k] = append(l.recent(k, now), now)
-	}
-	if len(l.failures) > 10_000 {
-		// A flood of names: forget the oldest half rather than grow.
-		for k := range l.failures {
-			if len(l.failures) <= 5_000 {
-				break
-			}
-			delete(l.failures, k)
-		}
-	}
-}
-
-// reset forgets the failures of a name after its member signed in.
-func (l *limiter) reset(client, name string) {
+// succeeded forgets the failures of client and name after a sign-in.
+func (l *limiter) succeeded(client, name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.failures, "name:"+name)
 	delete(l.failures, "ip:"+client)
+}
+
+// undecided takes back the attempt take counted, when the password could
+// not be checked at all (the store was unavailable).
+func (l *limiter) undecided(client, name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range []string{"ip:" + client, "name:" + name} {
+		if fs := l.failures[k]; len(fs) > 0 {
+			l.failures[k] = fs[:len(fs)-1]
+		}
+	}
+}
+
+// bound keeps the map under maxKeys: first what left the window, then
+// addresses; a member's name is forgotten last, so that a flood of junk
+// names from many addresses does not wipe the count of guesses at it.
+func (l *limiter) bound(now time.Time) {
+	if len(l.failures) <= maxKeys {
+		return
+	}
+	for k := range l.failures {
+		l.recent(k, now)
+	}
+	for _, prefix := range []string{"ip:", "name:"} {
+		for k := range l.failures {
+			if len(l.failures) <= maxKeys/2 {
+				return
+			}
+			if strings.HasPrefix(k, prefix) {
+				delete(l.failures, k)
+			}
+		}
+	}
 }
 
 // recent is key's failures inside the window, oldest first.

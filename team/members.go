@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -86,6 +87,10 @@ type Members struct {
 	// verify checks a secret against a stored hash; a field so that tests
 	// can count how often the costly check runs.
 	verify func(encoded, secret string) (bool, error)
+	// hashing bounds the argon2 checks running at once (19 MiB each): a
+	// flood of sign-ins or token checks waits its turn rather than taking
+	// the process's memory.
+	hashing chan struct{}
 
 	mu sync.Mutex
 	// verified remembers, per token id, the token that passed argon2 and
@@ -102,7 +107,20 @@ type verifiedToken struct {
 
 // NewMembers returns the team kept in kv (bus.Store.Team).
 func NewMembers(kv jetstream.KeyValue) *Members {
-	return &Members{kv: kv, verify: verifySecret, verified: make(map[string]verifiedToken)}
+	return &Members{kv: kv, verify: verifySecret, verified: make(map[string]verifiedToken),
+		hashing: make(chan struct{}, max(2, runtime.NumCPU()))}
+}
+
+// slowly runs the argon2 work f when a slot is free, or fails with ctx.
+func (ms *Members) slowly(ctx context.Context, f func()) error {
+	select {
+	case ms.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-ms.hashing }()
+	f()
+	return nil
 }
 
 // Add adds m, who logs in with password. A member of that name exists
@@ -237,18 +255,21 @@ func (ms *Members) SetPassword(ctx context.Context, name, password string) error
 func (ms *Members) CheckPassword(ctx context.Context, name, password string) (*Member, error) {
 	name, err := normalizeName(name)
 	if err != nil {
-		burnHash(password)
+		_ = ms.slowly(ctx, func() { burnHash(password) })
 		return nil, ErrBadLogin
 	}
 	rec, _, err := ms.record(ctx, name)
 	if errors.Is(err, ErrNoMember) {
-		burnHash(password)
+		_ = ms.slowly(ctx, func() { burnHash(password) })
 		return nil, ErrBadLogin
 	}
 	if err != nil {
 		return nil, err
 	}
-	ok, err := ms.verify(rec.PasswordHash, password)
+	var ok bool
+	if werr := ms.slowly(ctx, func() { ok, err = ms.verify(rec.PasswordHash, password) }); werr != nil {
+		return nil, werr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("checking the password of %q: %w", name, err)
 	}
@@ -323,7 +344,10 @@ func (ms *Members) ByToken(ctx context.Context, token string) (*Member, error) {
 	}
 	sum := sha256.Sum256([]byte(token))
 	if !ms.wasVerified(id, sum, e.Revision()) {
-		ok, err := ms.verify(tr.Hash, token)
+		var ok bool
+		if werr := ms.slowly(ctx, func() { ok, err = ms.verify(tr.Hash, token) }); werr != nil {
+			return nil, werr
+		}
 		if err != nil {
 			return nil, fmt.Errorf("token record %s: %w", id, err)
 		}

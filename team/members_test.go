@@ -675,3 +675,33 @@ func TestVerifySecretParameters(t *testing.T) {
 		})
 	}
 }
+
+// However many sign-ins arrive at once, only a few argon2 checks (19 MiB
+// each) run at a time: a flood waits its turn instead of taking memory.
+func TestPasswordChecksRunAFewAtATime(t *testing.T) {
+	ctx := testCtx(t)
+	ms := NewMembers(teamBucket(t))
+	addMember(t, ms, Member{Name: "ana"}, "correct horse battery")
+	var running, most atomic.Int64
+	orig := ms.verify
+	ms.verify = func(encoded, secret string) (bool, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(20 * time.Millisecond) // hold the slot, so that the others pile up
+		return orig(encoded, secret)
+	}
+	var wg sync.WaitGroup
+	for range 4 * cap(ms.hashing) {
+		wg.Go(func() {
+			if _, err := ms.CheckPassword(ctx, "ana", "guess"); !errors.Is(err, ErrBadLogin) {
+				t.Errorf("a wrong password: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if m := most.Load(); m > int64(cap(ms.hashing)) || m < 1 {
+		t.Fatalf("%d password checks ran at once, want at most %d", m, cap(ms.hashing))
+	}
+}

@@ -21,11 +21,11 @@ func TestDeadCommand(t *testing.T) {
 	r := teamtest.New(t)
 	proc := r.Process(teamtest.Options{})
 	dl := &sinks.DeadLetters{Stream: r.Store.Events, Records: r.Store.Records, Publisher: r.Pub}
-	srv := httptest.NewServer(api.New(api.Config{Token: "tok", Team: proc.Service, Projection: proc.Projection, Stream: r.Store.Events, DeadLetters: dl}))
+	srv := httptest.NewServer(api.New(api.Config{Token: "dead-letters-token", Team: proc.Service, Projection: proc.Projection, Stream: r.Store.Events, DeadLetters: dl}))
 	t.Cleanup(srv.Close)
 	clearEnv(t)
 	t.Setenv("HTTP_ADDR", strings.TrimPrefix(srv.URL, "http://"))
-	t.Setenv("API_TOKEN", "tok")
+	t.Setenv("API_TOKEN", "dead-letters-token")
 
 	msg, _ := events.New(teamtest.UID, events.TypeMessage, events.MessageID(teamtest.UID, 7), teamtest.Conv.Subject(), time.Now(), events.MessageData{AccountUID: teamtest.UID})
 	dead, _ := events.New(teamtest.UID, events.TypeDeadLetter, msg.ID+"-dead-hook", msg.Subject, time.Now(),
@@ -64,10 +64,10 @@ func TestDeadCommand(t *testing.T) {
 		env  string
 		want string
 	}{
-		{[]string{"replay", "999999"}, "tok", "no dead letter has this id"},
-		{[]string{"replay"}, "tok", "give dead letter ids"},
-		{[]string{"list"}, "wrong", "wrong or revoked token"},
-		{[]string{"frobnicate"}, "tok", "unknown command"},
+		{[]string{"replay", "999999"}, "dead-letters-token", "no dead letter has this id"},
+		{[]string{"replay"}, "dead-letters-token", "give dead letter ids"},
+		{[]string{"list"}, "a-wrong-token-123456", "wrong or revoked token"},
+		{[]string{"frobnicate"}, "dead-letters-token", "unknown command"},
 	} {
 		t.Setenv("API_TOKEN", tc.env)
 		_, err := do(tc.args...)
