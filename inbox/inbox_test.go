@@ -56,6 +56,21 @@ func (s *site) get(t *testing.T, c *http.Client, path string) (int, string, http
 	return res.StatusCode, string(b), res.Header
 }
 
+// postFromAnotherSite posts form to path as a browser does from a page
+// of another site (and so without the SameSite=Strict cookie).
+func (s *site) postFromAnotherSite(t *testing.T, path, form string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.srv.URL+path, strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	res, err := client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res
+}
+
 func (s *site) signIn(t *testing.T, c *http.Client, name, pw string) int {
 	t.Helper()
 	res, err := c.PostForm(s.srv.URL+"/login", url.Values{"name": {name}, "password": {pw}})
@@ -156,15 +171,7 @@ func TestSignInGuards(t *testing.T) {
 	rig.AddMember("ana", team.RoleAgent)
 	_ = rig.Members.SetPassword(context.Background(), "ana", "correct horse battery")
 	s := newSite(t, rig)
-	req, _ := http.NewRequest("POST", s.srv.URL+"/login", strings.NewReader("name=ana&password=correct+horse+battery"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	res, err := client(t).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusForbidden || res.Header.Get("Set-Cookie") != "" {
+	if res := s.postFromAnotherSite(t, "/login", "name=ana&password=correct+horse+battery"); res.StatusCode != http.StatusForbidden || res.Header.Get("Set-Cookie") != "" {
 		t.Fatalf("a sign-in from another site: %d", res.StatusCode)
 	}
 	c := client(t)
@@ -290,15 +297,7 @@ func TestRefusedSignInLogsNoPassword(t *testing.T) {
 // SameSite cookie, so without a session whose token could be checked).
 func TestCrossSiteSignOutRefused(t *testing.T) {
 	s := newSite(t, teamtest.New(t))
-	req, _ := http.NewRequest("POST", s.srv.URL+"/logout", strings.NewReader(""))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	res, err := client(t).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusForbidden || res.Header.Get("Set-Cookie") != "" {
+	if res := s.postFromAnotherSite(t, "/logout", ""); res.StatusCode != http.StatusForbidden || res.Header.Get("Set-Cookie") != "" {
 		t.Fatalf("a sign-out from another site: %d, Set-Cookie %q", res.StatusCode, res.Header.Get("Set-Cookie"))
 	}
 }
