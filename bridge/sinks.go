@@ -42,7 +42,7 @@ func (b *Bridge) buildIntegrations(cfg *config.Config, log *slog.Logger) ([]inte
 	status := func() string { return b.statusText(context.Background()) }
 	if cfg.TelegramToken != "" {
 		tcfg := telegram.Config{
-			Token: cfg.TelegramToken, ChatID: cfg.TelegramChatID, APIURL: cfg.TelegramAPIURL,
+			Token: cfg.TelegramToken, ChatID: int64(cfg.TelegramChatID), APIURL: cfg.TelegramAPIURL,
 			AllowedUsers: cfg.TelegramAllowedUsers, State: b.Store.State, Records: b.Store.Records,
 			Outbox: b.Outbox, MultiAccount: multi, Status: status, Logger: log, Team: b.Team,
 			MarkRead: func(ctx context.Context, uid int64, st int, talker uint64) error {

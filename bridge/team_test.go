@@ -99,7 +99,7 @@ func TestTeamInbox(t *testing.T) {
 	t.Cleanup(hook.Close)
 
 	cfg := testConfig(t, fake, t.TempDir())
-	cfg.TelegramToken, cfg.TelegramChatID, cfg.TelegramAPIURL = tg.Token, chat, tg.URL
+	cfg.TelegramToken, cfg.TelegramChatID, cfg.TelegramAPIURL = tg.Token, config.ChatID(chat), tg.URL
 	cfg.WebhookURLs, cfg.WebhookEvents = config.URLList{hook.URL}, config.EventTypes{events.TypeTeamAssigned, events.TypeTeamStatus}
 	// START_FROM=now: the old messages are history, not news.
 	cfg.APIToken, cfg.StartFrom = teamToken, "now"

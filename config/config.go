@@ -61,7 +61,7 @@ type Config struct {
 	APIToken string `envconfig:"API_TOKEN" desc:"the service token for automations on /api/v1 (at least 16 characters); empty: only members' tokens and browser sessions"`
 
 	TelegramToken         string `envconfig:"TELEGRAM_BOT_TOKEN" desc:"enables the Telegram sink (with TELEGRAM_CHAT_ID)"`
-	TelegramChatID        int64  `envconfig:"TELEGRAM_CHAT_ID" desc:"the forum supergroup (or chat) to post to: its numeric id (a supergroup's starts with -100)"`
+	TelegramChatID        ChatID `envconfig:"TELEGRAM_CHAT_ID" desc:"the forum supergroup (or chat) to post to: its numeric id (a supergroup's starts with -100)"`
 	TelegramAPIURL        string `envconfig:"TELEGRAM_API_URL" default:"https://api.telegram.org" desc:"Bot API base URL"`
 	TelegramAllowedUsers  IDList `envconfig:"TELEGRAM_ALLOWED_USERS" desc:"Telegram user ids whose messages are sent to Bilibili; empty = no replies"`
 	TelegramWebhookURL    string `envconfig:"TELEGRAM_WEBHOOK_URL" desc:"public https URL that reaches POST /telegram/webhook; set: updates by webhook instead of long polling"`

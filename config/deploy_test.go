@@ -287,3 +287,32 @@ func TestEnvExampleHasTheNATSLogin(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvExampleLoads: a .env copied from .env.example, with only the
+// NATS password it asks for filled in, is a configuration the bridge
+// accepts (an empty TELEGRAM_CHAT_ID= in it once stopped every command).
+func TestEnvExampleLoads(t *testing.T) {
+	b, err := os.ReadFile("../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DATA_DIR", t.TempDir())
+	set := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") || strings.TrimSpace(k) != k {
+			continue
+		}
+		if k == "NATS_PASSWORD" && v == "" {
+			v = "a-password-from-openssl-rand"
+		}
+		t.Setenv(k, v)
+		set++
+	}
+	if set < 5 {
+		t.Fatalf("read only %d variables from .env.example", set)
+	}
+	if _, err := config.Load(); err != nil {
+		t.Fatalf("a .env copied from .env.example: %v", err)
+	}
+}

@@ -39,6 +39,24 @@ func (l *IDList) Decode(s string) error {
 	return nil
 }
 
+// ChatID is a Telegram chat id (TELEGRAM_CHAT_ID); empty is none, as in
+// the .env file a user copies from .env.example.
+type ChatID int64
+
+// Decode implements envconfig.Decoder.
+func (c *ChatID) Decode(s string) error {
+	*c = 0
+	if s = strings.TrimSpace(s); s == "" {
+		return nil
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return errors.New("want the chat's numeric id")
+	}
+	*c = ChatID(id)
+	return nil
+}
+
 // Snowflakes is a list of Discord ids (numeric strings) separated by
 // commas or spaces (DISCORD_ALLOWED_USERS, DISCORD_ALLOWED_ROLES).
 type Snowflakes []string
