@@ -106,7 +106,7 @@ func (s *Server) authenticate(r *http.Request) (Identity, int, string) {
 	if s.cfg.Token == "" && s.cfg.Members == nil {
 		return Identity{}, http.StatusUnauthorized, "the API has no credentials configured: set API_TOKEN, or add a member with `bilibridge member add`"
 	}
-	return Identity{}, http.StatusUnauthorized, "missing credentials: send Authorization: Bearer <token>"
+	return Identity{}, http.StatusUnauthorized, "missing credentials: send Authorization: Bearer <token>, with API_TOKEN or a member's token (`bilibridge member token NAME`)"
 }
 
 // sameToken compares in constant time, over digests so that not even the

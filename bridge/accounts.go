@@ -24,6 +24,9 @@ func (b *Bridge) startAccount(ctx context.Context, t *tasks, cfg *config.Config,
 		Logger: b.log, Observe: calls.Observe,
 	})
 	uid, name, err := identify(ctx, client, b.log)
+	if errors.Is(err, ErrLoginRejected) {
+		return loginRejected(login.File)
+	}
 	if err != nil {
 		return err
 	}
@@ -42,7 +45,7 @@ func (b *Bridge) startAccount(ctx context.Context, t *tasks, cfg *config.Config,
 		Subjects: b.Subjects, Interval: cfg.PollInterval, StartFrom: cfg.StartFrom, MarkRead: cfg.MarkRead,
 		Logger: log, Metrics: polls,
 	})
-	b.Accounts = append(b.Accounts, &Account{UID: uid, Name: name, Client: client, Poller: p})
+	b.Accounts = append(b.Accounts, &Account{UID: uid, Name: name, Client: client, Poller: p, FromEnv: login.File == ""})
 	t.Go(fmt.Sprintf("poller %d", uid), func() error { return p.Run(ctx) })
 	switch {
 	case login.File != "":
@@ -80,6 +83,9 @@ func (b *Bridge) Ready() error {
 	}
 	for _, acct := range b.Accounts {
 		if !acct.Poller.Status().LoginValid {
+			if acct.FromEnv {
+				return fmt.Errorf("the Bilibili login of account %d has expired: set fresh BILI_SESSDATA and BILI_JCT, or unset them and run `bilibridge login`", acct.UID)
+			}
 			return fmt.Errorf("the Bilibili login of account %d has expired: run `bilibridge login`", acct.UID)
 		}
 	}
@@ -105,7 +111,7 @@ func identify(ctx context.Context, c *bilibili.Client, log *slog.Logger) (int64,
 			if uid := c.Credentials().UID(); uid != 0 {
 				return uid, "", nil
 			}
-			return 0, "", errors.New("the Bilibili login has expired: run `bilibridge login` to log in again")
+			return 0, "", ErrLoginRejected
 		}
 		if uid := c.Credentials().UID(); uid != 0 {
 			log.Warn("Bilibili unreachable at start; continuing with the uid from the cookie", "err", err)

@@ -91,6 +91,9 @@ type Account struct {
 	Name   string
 	Client *bilibili.Client
 	Poller *poller.Poller
+	// FromEnv is true for the login of BILI_SESSDATA/BILI_JCT, which
+	// `bilibridge login` cannot replace.
+	FromEnv bool
 }
 
 // Run runs the bridge until ctx ends, then shuts down in order: the

@@ -93,7 +93,7 @@ func New(cfg Config) *Server {
 		log:     cfg.Logger.With("component", "inbox"),
 		mux:     http.NewServeMux(),
 		pages:   template.Must(template.ParseFS(files, "templates/*.html")),
-		limiter: newLimiter(5, 5*time.Minute, cfg.Now),
+		limiter: newLimiter(5, 30, 5*time.Minute, cfg.Now),
 	}
 	static, _ := fs.Sub(files, "static")
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticFiles(http.FileServerFS(static))))

@@ -184,6 +184,13 @@ func TestSignInGuards(t *testing.T) {
 	if status := s.signIn(t, c, "ana", "correct horse battery"); status != http.StatusTooManyRequests {
 		t.Fatalf("after 5 failures: %d, want 429", status)
 	}
+	// Another member at the same address (a colleague behind the same
+	// proxy) is not locked out by them.
+	rig.AddMember("bo", team.RoleAgent)
+	_ = rig.Members.SetPassword(context.Background(), "bo", "bo's own passphrase")
+	if status := s.signIn(t, c, "bo", "bo's own passphrase"); status != http.StatusSeeOther {
+		t.Fatalf("another member at the same address: %d, want 303", status)
+	}
 }
 
 // The API refuses a session's state change without its CSRF token, and a

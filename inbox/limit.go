@@ -7,17 +7,20 @@ import (
 	"time"
 )
 
-// limiter counts sign-in attempts per client address and per member name:
-// after max failures within window, further tries wait until the oldest
-// failure leaves the window. Per name, so that guessing one member's
-// password from many addresses is slowed too.
+// limiter counts sign-in attempts per member name and per client address:
+// after perName failures for a name (or perClient from an address) within
+// window, further tries wait until the oldest failure leaves the window.
+// Per name, so that guessing one member's password from many addresses is
+// slowed too; per address with a higher bound, so that one address trying
+// many names is slowed, but the typos of one member do not lock out the
+// team behind a reverse proxy (where every client has its address).
 //
 // An attempt counts as a failure from the moment it is let through, and
 // is taken back if it succeeds: guesses sent all at once cannot pass the
 // check together before any of them has failed.
 type limiter struct {
-	max    int
-	window time.Duration
+	perName, perClient int
+	window             time.Duration
 	now    func() time.Time
 
 	mu       sync.Mutex
@@ -27,8 +30,8 @@ type limiter struct {
 // maxKeys bounds the addresses and names the limiter remembers.
 const maxKeys = 10_000
 
-func newLimiter(max int, window time.Duration, now func() time.Time) *limiter {
-	return &limiter{max: max, window: window, now: now, failures: map[string][]time.Time{}}
+func newLimiter(perName, perClient int, window time.Duration, now func() time.Time) *limiter {
+	return &limiter{perName: perName, perClient: perClient, window: window, now: now, failures: map[string][]time.Time{}}
 }
 
 // take lets an attempt from client as name through, counted as a failure
@@ -40,8 +43,12 @@ func (l *limiter) take(client, name string) time.Duration {
 	now := l.now()
 	keys := []string{"ip:" + client, "name:" + name}
 	var longest time.Duration
-	for _, k := range keys {
-		if fs := l.recent(k, now); len(fs) >= l.max {
+	for i, k := range keys {
+		bound := l.perClient
+		if i == 1 {
+			bound = l.perName
+		}
+		if fs := l.recent(k, now); len(fs) >= bound {
 			longest = max(longest, fs[0].Add(l.window).Sub(now))
 		}
 	}

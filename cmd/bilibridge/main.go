@@ -136,7 +136,11 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 		}
 		return err
 	}
-	return bridge.Run(ctx, bridge.Options{Config: cfg, Accounts: logins, Logger: log})
+	err = bridge.Run(ctx, bridge.Options{Config: cfg, Accounts: logins, Logger: log})
+	if errors.Is(err, bridge.ErrLoginRejected) {
+		return bridge.Idle(ctx, cfg, log, err)
+	}
+	return err
 }
 
 func tail(ctx context.Context, args []string, stdout io.Writer) error {

@@ -126,3 +126,38 @@ func TestEverySubcommandHasHelp(t *testing.T) {
 		}
 	}
 }
+
+// A login from the environment that Bilibili refuses, of an account the
+// bridge cannot name, keeps the bridge up (not restarting in a loop) and
+// says what to do about it — which is not `bilibridge login`.
+func TestRunWithRejectedEnvironmentLoginStaysUp(t *testing.T) {
+	fakeBilibili(t, t.TempDir())
+	t.Setenv("BILI_SESSDATA", "not-a-session")
+	t.Setenv("BILI_JCT", "0123456789abcdef0123456789abcdef")
+	t.Setenv("HTTP_ADDR", "")
+	t.Setenv("NATS_LISTEN", "off")
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut testlog.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, &bytes.Buffer{}, &errOut) }()
+	want := "BILI_SESSDATA/BILI_JCT in the environment are not accepted"
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(errOut.String(), want) {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned (%v) instead of staying up", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not say what to do:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("stopping: %v", err)
+	}
+	if strings.Contains(errOut.String(), "run `bilibridge login` to log in again") {
+		t.Errorf("the advice is a login the environment would override:\n%s", errOut.String())
+	}
+}

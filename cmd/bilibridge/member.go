@@ -191,7 +191,7 @@ func memberCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 
 func printPassword(w io.Writer, name, password string) {
 	fmt.Fprintf(w, "One-time password: %s\n", password)
-	fmt.Fprintf(w, "It is shown only this once: give it to %s, who should change it after the first login (or set one with `bilibridge member password %s --password-stdin`).\n", name, name)
+	fmt.Fprintf(w, "It is shown only this once: give it to %s. `bilibridge member password %s` sets a new one (--password-stdin to choose it).\n", name, name)
 }
 
 // memberError turns the team's answers into one sentence naming what to
