@@ -21,7 +21,7 @@ import (
 type limiter struct {
 	perName, perClient int
 	window             time.Duration
-	now    func() time.Time
+	now                func() time.Time
 
 	mu       sync.Mutex
 	failures map[string][]time.Time
