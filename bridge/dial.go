@@ -3,8 +3,6 @@ package bridge
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,21 +25,10 @@ func Dial(cfg *config.Config, name string) (*nats.Conn, error) {
 	opts := append([]nats.Option{nats.Name(name), nats.Timeout(5 * time.Second)}, bus.Login(cfg.NATSUser, cfg.NATSPassword, cfg.NATSCreds)...)
 	nc, err := nats.Connect(servers, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s (is `bilibridge run` running?): %w", redactURLs(servers), err)
+		if errors.Is(err, nats.ErrNoServers) {
+			return nil, fmt.Errorf("%w (is `bilibridge run` running?)", bus.ConnectError(servers, err))
+		}
+		return nil, bus.ConnectError(servers, err)
 	}
 	return nc, nil
-}
-
-// redactURLs hides passwords in a comma-separated server list: NATS_URL
-// may carry a login (nats://user:pass@host), and errors are printed.
-func redactURLs(servers string) string {
-	list := strings.Split(servers, ",")
-	for i, s := range list {
-		if u, err := url.Parse(strings.TrimSpace(s)); err == nil {
-			list[i] = u.Redacted()
-		} else {
-			list[i] = "(unparsable URL)"
-		}
-	}
-	return strings.Join(list, ",")
 }

@@ -25,8 +25,8 @@ func dialFails(t *testing.T, cfg *config.Config, what string) {
 		nc.Close()
 		t.Fatalf("%s: Dial connected", what)
 	}
-	if !errors.Is(err, nats.ErrAuthorization) {
-		t.Errorf("%s: %v, want an authorization violation", what, err)
+	if !errors.Is(err, nats.ErrAuthorization) || !strings.Contains(err.Error(), "set NATS_USER and NATS_PASSWORD") {
+		t.Errorf("%s: %v, want an authorization violation that names NATS_USER and NATS_PASSWORD", what, err)
 	}
 	if strings.Contains(err.Error(), natsPassword) {
 		t.Errorf("%s: the error shows the password: %v", what, err)

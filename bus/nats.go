@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -95,7 +97,10 @@ func Connect(ctx context.Context, cfg NATSConfig) (*Conn, error) {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		c.shutdownServer()
-		return nil, fmt.Errorf("connecting to NATS: %w", err)
+		if cfg.URL == "" {
+			return nil, fmt.Errorf("connecting to the embedded NATS: %w", err)
+		}
+		return nil, ConnectError(url, err)
 	}
 	c.NC = nc
 	js, err := jetstream.New(nc)
@@ -346,3 +351,35 @@ func Login(user, password, creds string) []nats.Option {
 	}
 	return nil
 }
+
+// ConnectError says why a connection to servers (a comma-separated list
+// of URLs) failed, naming them without passwords and, where it helps, the
+// setting to look at.
+func ConnectError(servers string, err error) error {
+	list := strings.Split(servers, ",")
+	for i, s := range list {
+		if u, perr := neturl.Parse(strings.TrimSpace(s)); perr == nil {
+			list[i] = u.Redacted()
+		} else {
+			list[i] = "(unparsable URL)"
+		}
+	}
+	at := strings.Join(list, ",")
+	switch {
+	case errors.Is(err, nats.ErrAuthorization):
+		return &explained{fmt.Sprintf("NATS at %s refused the login: set NATS_USER and NATS_PASSWORD (or NATS_CREDS) to the login it expects", at), err}
+	case errors.Is(err, nats.ErrNoServers):
+		return fmt.Errorf("nothing answers as NATS at %s: %w", at, err)
+	}
+	return fmt.Errorf("connecting to NATS at %s: %w", at, err)
+}
+
+// explained is an error told in our words that still is its cause for
+// errors.Is.
+type explained struct {
+	msg   string
+	cause error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.cause }

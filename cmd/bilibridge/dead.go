@@ -43,7 +43,7 @@ func deadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	sink := fs.String("sink", "", "only the dead letters of this sink")
 	all := fs.Bool("all", false, "list: every dead letter, not only the newest 50; replay: every dead letter")
 	token := fs.String("token", "", "an API token (default: API_TOKEN)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

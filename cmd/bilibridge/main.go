@@ -58,6 +58,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, errUsage) {
+		os.Exit(2) // as the flag package does: it said what was wrong
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bilibridge:", err)
 		os.Exit(1)
@@ -68,6 +71,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	err := dispatch(ctx, args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // the usage was asked for, and printed
+	}
+	return err
+}
+
+// errUsage is a command line the flag package refused: it has printed
+// what was wrong and the usage, so main only exits.
+var errUsage = errors.New("bad command line")
+
+// parseFlags parses args into fs (whose output is where its errors and
+// usage go).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return errUsage
 	}
 	return err
 }
@@ -167,7 +184,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	every := fs.Duration("every", 2*time.Second, "how often the fake Bilibili receives a message")
 	verbose := fs.Bool("v", false, "show the bridge's log")
 	httpAddr := fs.String("http", bridge.DefaultDemoHTTPAddr, "where to serve the team inbox and the API (a free port when taken)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dur > 0 {
@@ -189,7 +206,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	opts := bench.Flags(fs)
 	verbose := fs.Bool("v", false, "show the bridge's log")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	opts.Progress = stderr
@@ -225,7 +242,7 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	wait := fs.Bool("wait", false, "wait for the result")
 	timeout := fs.Duration("timeout", api.DefaultSendWait, "how long --wait waits")
 	id := fs.String("id", "", "idempotency key (command_id); default: a new UUIDv7")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -296,7 +313,7 @@ func login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	check := fs.Bool("check", false, "only check whether the saved login still works")
 	png := fs.String("png", "", "also write the QR code to this PNG file (default: qr.png in DATA_DIR)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.Load()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"reflect"
 	"strings"
@@ -159,5 +160,21 @@ func TestRunWithRejectedEnvironmentLoginStaysUp(t *testing.T) {
 	}
 	if strings.Contains(errOut.String(), "run `bilibridge login` to log in again") {
 		t.Errorf("the advice is a login the environment would override:\n%s", errOut.String())
+	}
+}
+
+// A bad flag is said once, by the flag package with the usage; main only
+// exits (it used to print the same error again).
+func TestBadFlagIsSaidOnce(t *testing.T) {
+	clearEnv(t)
+	for _, args := range [][]string{{"login", "--bogus"}, {"status", "--bogus"}, {"health", "--bogus"}, {"demo", "-for", "soon"}, {"dead", "list", "--bogus"}} {
+		var stderr bytes.Buffer
+		err := run(context.Background(), args, &bytes.Buffer{}, &stderr)
+		if !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want errUsage (main prints nothing more)", args, err)
+		}
+		if !strings.Contains(stderr.String(), "Usage") && !strings.Contains(stderr.String(), "usage") {
+			t.Errorf("%v: no usage printed:\n%s", args, &stderr)
+		}
 	}
 }

@@ -104,7 +104,7 @@ func TestMemberCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := outBuf.String()
-	if !strings.Contains(out, "Added ana (admin).") || !strings.Contains(out, "change it") {
+	if !strings.Contains(out, "Added ana (admin).") || !strings.Contains(out, "sets a new one") {
 		t.Errorf("add printed %q", out)
 	}
 	anaPassword := printedPassword(t, out)
@@ -358,7 +358,7 @@ func TestMemberDoesNotOpenStoreBesideBridge(t *testing.T) {
 			s := bustest.StartServerWithLogin(t, "someone", "else")
 			t.Setenv("NATS_LISTEN", strings.TrimPrefix(s.URL, "nats://"))
 			t.Setenv("HTTP_ADDR", freeAddr(t))
-		}, "uthorization"},
+		}, "refused the login: set NATS_USER and NATS_PASSWORD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
