@@ -119,7 +119,7 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 
 // demoTally counts what the demo showed.
 type demoTally struct {
-	in, sent, failed atomic.Int64
+	in, toPeople, sent, failed atomic.Int64
 }
 
 // demoReplies answers every third incoming message through the outbox, as
@@ -143,10 +143,15 @@ func (b *Bridge) demoReplies(ctx context.Context, tally *demoTally, out io.Write
 				tally.failed.Add(1)
 			case events.TypeMessage:
 				var d events.MessageData
-				if e.Event.DecodeData(&d) != nil || d.Message.Direction != events.DirectionIn || d.Conversation.Kind != events.ConversationUser {
+				if e.Event.DecodeData(&d) != nil || d.Message.Direction != events.DirectionIn {
 					continue
 				}
-				if tally.in.Add(1)%3 != 0 {
+				// Every incoming message counts; replies go to people only
+				// (not to fan groups or system accounts).
+				if tally.in.Add(1); d.Conversation.Kind != events.ConversationUser {
+					continue
+				}
+				if tally.toPeople.Add(1)%3 != 0 {
 					continue
 				}
 				_, err := b.Outbox.Submit(ctx, send.Request{AccountUID: d.AccountUID, SessionType: d.Conversation.SessionType,

@@ -160,7 +160,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, out any) erro
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("the bridge's API at %s does not answer (is `bilibridge run` running?): %w", c.base, err)
+		return fmt.Errorf("the bridge's API at %s does not answer (is `bilibridge run` running?): %w", c.base, plainNetError(err))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

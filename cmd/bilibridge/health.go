@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/bilibridge/bilibridge/config"
@@ -78,7 +81,7 @@ func probe(ctx context.Context, client *http.Client, url string) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return plainNetError(err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -86,4 +89,26 @@ func probe(ctx context.Context, client *http.Client, url string) error {
 		return fmt.Errorf("GET %s answered %s", url, resp.Status)
 	}
 	return nil
+}
+
+// plainNetError is the failure of a request to the bridge without the
+// request repeated (the caller names the address): "nothing listens
+// there" rather than `Get "http://…": dial tcp …: connect: connection
+// refused`.
+func plainNetError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return errors.New("nothing listens there")
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		return errors.New("no answer in time")
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Err
+	}
+	return err
 }
