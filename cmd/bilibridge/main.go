@@ -252,6 +252,14 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil || talker == 0 {
 		return errors.New("send: --to must be the talker's numeric id")
 	}
+	// Checked here too, to name the flags (the outbox names the API's
+	// fields, text and image_url).
+	if *text == "" && *image == "" {
+		return errors.New("send: give --text, --image or both")
+	}
+	if *image != "" && send.CheckImageURL(*image) != nil {
+		return errors.New("send: --image must be an absolute http or https URL")
+	}
 	cfg, err := config.Load()
 	if err != nil {
 		return err

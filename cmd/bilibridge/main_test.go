@@ -178,3 +178,22 @@ func TestBadFlagIsSaidOnce(t *testing.T) {
 		}
 	}
 }
+
+// A send without content, or with an image that is no URL, is refused
+// naming the command's flags (not the API's fields) before anything is
+// dialled.
+func TestSendNamesItsFlags(t *testing.T) {
+	clearEnv(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"send", "--to", "1"}, "give --text, --image or both"},
+		{[]string{"send", "--to", "1", "--image", "ftp://x"}, "--image must be an absolute http or https URL"},
+	} {
+		err := run(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "image_url") {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
