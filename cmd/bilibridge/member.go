@@ -73,7 +73,14 @@ func memberCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		return nil
 	case "add":
 		fs.StringVar(&role, "role", role, "admin or agent")
-		fs.Int64Var(&telegram, "telegram", 0, "the member's Telegram user id")
+		fs.Func("telegram", "the member's Telegram user id", func(v string) error {
+			id, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errors.New("want the numeric Telegram user id (not the @name; a bot such as @userinfobot shows it)")
+			}
+			telegram = id
+			return nil
+		})
 		fs.StringVar(&discord, "discord", "", "the member's Discord user id")
 		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
 	case "password":

@@ -221,7 +221,7 @@ func TestMemberErrors(t *testing.T) {
 		{"two names", "", []string{"remove", "ana", "bob"}, "needs one NAME"},
 		{"list with a name", "", []string{"list", "ana"}, "takes no arguments"},
 		{"unknown flag", "", []string{"add", "bob", "--admin"}, "flag provided but not defined: -admin"},
-		{"bad telegram id", "", []string{"add", "bob", "--telegram", "@bob"}, `invalid value "@bob" for flag -telegram`},
+		{"bad telegram id", "", []string{"add", "bob", "--telegram", "@bob"}, `want the numeric Telegram user id`},
 		{"bad name", "", []string{"add", "bob smith"}, "use 1 to 32 of a-z, 0-9"},
 		{"bad role", "", []string{"add", "bob", "--role", "owner"}, "want admin or agent"},
 		{"exists", "", []string{"add", "ANA"}, "exists already; choose another name"},
