@@ -20,6 +20,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/bilibridge/bilibridge/bilibili"
+	"github.com/bilibridge/bilibridge/redact"
 )
 
 // MinPollInterval is the shortest interval allowed without POLL_UNSAFE:
@@ -91,6 +92,22 @@ func (c Config) String() string {
 		if *s != "" {
 			*s = "(set)"
 		}
+	}
+	// URLs may carry a login (nats://user:pass@host) or a token in their
+	// query (webhook endpoints).
+	var nats []string
+	for _, u := range strings.Split(redacted.NATSURL, ",") {
+		if u != "" {
+			nats = append(nats, redact.URLString(strings.TrimSpace(u)))
+		}
+	}
+	redacted.NATSURL = strings.Join(nats, ",")
+	redacted.WebhookURLs = nil
+	for _, u := range c.WebhookURLs {
+		redacted.WebhookURLs = append(redacted.WebhookURLs, redact.URLString(u))
+	}
+	if redacted.TelegramWebhookURL != "" {
+		redacted.TelegramWebhookURL = redact.URLString(redacted.TelegramWebhookURL)
 	}
 	type plain Config // no String method: no recursion
 	return fmt.Sprintf("%+v", plain(redacted))

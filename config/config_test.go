@@ -142,6 +142,9 @@ func TestStringHidesSecrets(t *testing.T) {
 	c := valid()
 	c.SESSDATA, c.BiliJct, c.APIToken, c.WebhookSecret, c.TelegramToken, c.DiscordToken, c.RefreshToken, c.TelegramWebhookSecret, c.NATSPassword =
 		"s3cr3t-sess", "s3cr3t-jct", "s3cr3t-api", "whsec_s3cr3t", "123:s3cr3t", "s3cr3t-discord", "s3cr3t-refresh", "s3cr3t-tghook", "s3cr3t-nats"
+	c.NATSURL = "nats://ops:s3cr3t-in-url@nats-1:4222, nats://ops:s3cr3t-in-url@nats-2:4222"
+	c.WebhookURLs = config.URLList{"https://hooks.example.com/in?token=s3cr3t-hook"}
+	c.TelegramWebhookURL = "https://bridge.example.com/telegram/webhook?k=s3cr3t-tg"
 	for _, out := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c)} {
 		if strings.Contains(out, "s3cr3t") {
 			t.Errorf("secret in %s", out)

@@ -13,6 +13,8 @@ import (
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bilibridge/bilibridge/redact"
 )
 
 // SecretHeader carries the webhook's secret token in Telegram's calls.
@@ -161,7 +163,7 @@ func (s *Sink) runWebhook(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 5*time.Minute)
 	}
-	s.log.Info("receiving Telegram updates by webhook", "url", s.cfg.WebhookURL, "replies", s.repliesOn())
+	s.log.Info("receiving Telegram updates by webhook", "url", redact.URLString(s.cfg.WebhookURL), "replies", s.repliesOn())
 	<-ctx.Done()
 	return nil
 }
