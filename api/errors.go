@@ -63,6 +63,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, codeNoCommand, "no send command has this id")
 	case errors.Is(err, sinks.ErrNoDeadLetter):
 		writeError(w, http.StatusNotFound, codeNoDeadLetter, "no dead letter has this id")
+	case errors.Is(err, team.ErrNotVisibleYet):
+		// Done, not to be retried: 202, not a 5xx a client would repeat.
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "message": "recorded; it shows in a moment"})
 	default:
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the bridge could not do this right now; try again")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,6 +43,30 @@ func (p *Publisher) PublishSeq(ctx context.Context, subject string, ev events.Ev
 		return 0, err
 	}
 	ack, err := p.PublishRaw(ctx, subject, ev.ID, data, nil)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// ErrConflict is a conditional publish refused: something newer was
+// published on the subject since the publisher looked.
+var ErrConflict = errors.New("the subject has a newer event")
+
+// PublishIfLast is PublishSeq on condition that the last event on subject
+// is still the one at stream sequence last (0: none), so that a decision
+// taken on a view of the subject is not published once something newer
+// is there; ErrConflict when it is not.
+func (p *Publisher) PublishIfLast(ctx context.Context, subject string, ev events.Event, last uint64) (uint64, error) {
+	data, err := ev.Marshal()
+	if err != nil {
+		return 0, err
+	}
+	ack, err := p.PublishRaw(ctx, subject, ev.ID, data, nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(last, 10)}})
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return 0, ErrConflict
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -40,6 +40,11 @@ type Conversation struct {
 	// to, with its seqno (Bilibili's update_ack wants that).
 	LastIncoming      uint64 `json:"last_incoming,string,omitempty"`
 	LastIncomingSeqno uint64 `json:"last_incoming_seqno,string,omitempty"`
+	// ReopenedBy is the stream sequence of the incoming message that
+	// reopened the conversation, until a status event has told every
+	// surface (the bridge's own, or a member's newer one). Kept with the
+	// state, so that no process announces a reopening twice or never.
+	ReopenedBy uint64 `json:"reopened_by,string,omitempty"`
 
 	// search is what a search looks in (see index).
 	search string
@@ -67,7 +72,7 @@ func (c *Conversation) EffectiveStatus(now time.Time) string {
 	return c.Status
 }
 
-// change is what applying an event did that the bridge must act on.
+// change is what applying a message did that the bridge must act on.
 type change struct {
 	// reopened: an incoming message reopened a done or snoozed
 	// conversation; the team hears of it through a status event.
@@ -76,22 +81,22 @@ type change struct {
 
 // apply applies the event at stream sequence seq. It reports whether the
 // conversation changed; an event at or below c.Seq changes nothing.
-func (c *Conversation) apply(seq uint64, ev events.Event) (bool, change) {
+func (c *Conversation) apply(seq uint64, ev events.Event) bool {
 	if seq != 0 && seq <= c.Seq {
-		return false, change{}
+		return false
 	}
 	var ch change
 	switch ev.Type {
 	case events.TypeMessage:
 		var d events.MessageData
 		if ev.DecodeData(&d) != nil {
-			return false, ch
+			return false
 		}
 		ch = c.message(&d)
 	case events.TypeRecall:
 		var d events.RecallData
 		if ev.DecodeData(&d) != nil {
-			return false, ch
+			return false
 		}
 		c.forget(d.RecalledMsgKey)
 		if c.LastMessage != nil && c.LastMessage.MsgKey == d.RecalledMsgKey {
@@ -101,17 +106,17 @@ func (c *Conversation) apply(seq uint64, ev events.Event) (bool, change) {
 		// A reply sent from any surface reads the conversation up to it.
 		c.readAll()
 	case events.TypeSendFailed:
-		return false, ch
+		return false
 	case events.TypeTeamAssigned:
 		var d events.AssignedData
 		if ev.DecodeData(&d) != nil {
-			return false, ch
+			return false
 		}
 		c.Assignee = d.Assignee
 	case events.TypeTeamStatus:
 		var d events.StatusData
 		if ev.DecodeData(&d) != nil {
-			return false, ch
+			return false
 		}
 		c.Status, c.SnoozedUntil = d.Status, nil
 		if d.Status == events.ConversationSnoozed {
@@ -120,7 +125,7 @@ func (c *Conversation) apply(seq uint64, ev events.Event) (bool, change) {
 	case events.TypeTeamNote:
 		var d events.NoteData
 		if ev.DecodeData(&d) != nil {
-			return false, ch
+			return false
 		}
 		if !slices.ContainsFunc(c.Notes, func(n events.Note) bool { return n.ID == d.Note.ID }) {
 			c.Notes = append(c.Notes, d.Note)
@@ -128,14 +133,20 @@ func (c *Conversation) apply(seq uint64, ev events.Event) (bool, change) {
 	case events.TypeTeamRead:
 		var d events.ReadData
 		if ev.DecodeData(&d) != nil {
-			return false, ch
+			return false
 		}
 		c.readUpTo(d.ReadUpTo)
 	default:
-		return false, ch
+		return false
 	}
 	if seq != 0 {
 		c.Seq = seq
+		if ch.reopened {
+			c.ReopenedBy = seq
+		}
+	}
+	if ev.Type == events.TypeTeamStatus {
+		c.ReopenedBy = 0
 	}
 	if ev.Time.After(c.UpdatedAt) {
 		c.UpdatedAt = ev.Time
@@ -143,7 +154,7 @@ func (c *Conversation) apply(seq uint64, ev events.Event) (bool, change) {
 	if c.Status == "" {
 		c.Status = events.ConversationOpen
 	}
-	return true, ch
+	return true
 }
 
 func (c *Conversation) message(d *events.MessageData) change {
@@ -193,18 +204,28 @@ func (c *Conversation) readAll() {
 	}
 }
 
-// readUpTo marks read every incoming message up to key; a key the
-// conversation does not know reads it all (it is newer than what is
-// remembered, or the backlog was longer than maxUnreadKeys).
+// readUpTo marks read every incoming message up to key (msg_keys grow
+// with time). What came after key stays unread: a read sent by a process
+// that had not seen a newer DM yet must not read that one too.
 func (c *Conversation) readUpTo(key uint64) {
-	i := slices.Index(c.UnreadKeys, key)
-	if i < 0 || key == c.LastIncoming {
+	switch {
+	case key <= c.ReadUpTo:
+		return // read already
+	case key >= c.LastIncoming:
 		c.readAll()
-		c.ReadUpTo = max(c.ReadUpTo, key)
+		c.ReadUpTo = key
 		return
 	}
-	c.Unread -= i + 1
-	c.UnreadKeys = slices.Clone(c.UnreadKeys[i+1:])
+	// The unread keys are the oldest unread ones, ascending (the count
+	// goes on past maxUnreadKeys): those up to key are read.
+	n := 0
+	for n < len(c.UnreadKeys) && c.UnreadKeys[n] <= key {
+		n++
+	}
+	// Past what is remembered of a long backlog, how many of the
+	// forgotten ones key reads is unknown: only the remembered count.
+	c.Unread = max(0, c.Unread-n)
+	c.UnreadKeys = slices.Clone(c.UnreadKeys[n:])
 	c.ReadUpTo = key
 }
 

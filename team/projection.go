@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bilibridge/bilibridge/bus"
 	"github.com/bilibridge/bilibridge/events"
 	"github.com/bilibridge/bilibridge/lease"
 )
@@ -23,6 +24,9 @@ import (
 // once stored (bus.Publisher implements it).
 type Publisher interface {
 	PublishSeq(ctx context.Context, subject string, ev events.Event) (uint64, error)
+	// PublishIfLast publishes only while the last event on subject is at
+	// stream sequence last, else bus.ErrConflict.
+	PublishIfLast(ctx context.Context, subject string, ev events.Event, last uint64) (uint64, error)
 }
 
 // ProjectionConfig configures a Projection.
@@ -68,15 +72,9 @@ type Projection struct {
 	applied uint64        // stream sequence of the last event applied
 	wake    chan struct{} // closed and replaced at each applied event
 	dirty   map[events.ConversationKey]bool
-	reopen  []reopening
 	ready   bool
 	subs    map[chan Event]struct{}
 	history map[events.ConversationKey]*historyIndex
-}
-
-type reopening struct {
-	key events.ConversationKey
-	seq uint64
 }
 
 // checkpointKey holds the stream sequence every saved conversation
@@ -300,13 +298,9 @@ func (p *Projection) applyLocked(key events.ConversationKey, seq uint64, ev even
 		c = &Conversation{Key: key, AccountUID: key.AccountUID, SessionType: key.SessionType, TalkerID: key.TalkerID}
 		p.convs[key] = c
 	}
-	changed, ch := c.apply(seq, ev)
-	if changed {
+	if c.apply(seq, ev) {
 		c.index()
 		p.dirty[key] = true
-		if ch.reopened {
-			p.reopen = append(p.reopen, reopening{key: key, seq: seq})
-		}
 		if h := p.history[key]; h != nil {
 			h.add(seq, ev)
 		}
@@ -405,7 +399,11 @@ func (p *Projection) keep(ctx context.Context) {
 			continue
 		}
 		p.save(ctx)
-		p.publishDecisions(ctx)
+		// Decisions are taken on the whole stream's state, not on a
+		// projection still catching up (which would see old reopenings).
+		if p.Ready() {
+			p.publishDecisions(ctx)
+		}
 	}
 }
 
@@ -434,11 +432,16 @@ func (p *Projection) save(ctx context.Context) {
 	for key, b := range todo {
 		if _, err := p.cfg.KV.Put(ctx, key.String(), b); err != nil {
 			p.log.Warn("team state: saving a conversation failed; it is saved again later", "conversation", key, "err", err)
+			// This one and every one not written yet: no checkpoint may
+			// pass them before they are saved.
 			p.mu.Lock()
-			p.dirty[key] = true
+			for k := range todo {
+				p.dirty[k] = true
+			}
 			p.mu.Unlock()
-			return // no checkpoint past what is not saved
+			return
 		}
+		delete(todo, key)
 	}
 	if _, err := p.cfg.KV.Put(ctx, checkpointKey, []byte(strconv.FormatUint(applied, 10))); err != nil {
 		p.log.Warn("team state: saving the checkpoint failed", "err", err)
@@ -447,8 +450,13 @@ func (p *Projection) save(ctx context.Context) {
 
 // publishDecisions publishes a status event (by the bridge) for every
 // conversation an incoming message reopened and every snooze that ran
-// out, so that every surface shows it. Their ids are deterministic, so a
-// decision published by two processes around a lease change is one event.
+// out, so that every surface shows it. The decisions are read from the
+// state (kept in KV with it), so one that fails is tried again at the
+// next tick, and a process that takes over the lease announces what its
+// predecessor did not. Each is published only if the conversation's last
+// team event is still the one it was taken on: a member who marked it
+// done meanwhile wins. Their ids are deterministic, so a decision
+// published by two processes around a lease change is one event.
 func (p *Projection) publishDecisions(ctx context.Context) {
 	if p.cfg.Publisher == nil {
 		return
@@ -458,18 +466,16 @@ func (p *Projection) publishDecisions(ctx context.Context) {
 		id   string
 		conv events.Conversation
 		key  events.ConversationKey
+		seen uint64 // the conversation's last event applied
 	}
 	var todo []decision
 	p.mu.Lock()
-	for _, r := range p.reopen {
-		if c := p.convs[r.key]; c != nil {
-			todo = append(todo, decision{fmt.Sprintf("%s-reopened-%d", r.key, r.seq), conversationOf(c), r.key})
-		}
-	}
-	p.reopen = nil
 	for key, c := range p.convs {
-		if c.Status == events.ConversationSnoozed && c.SnoozedUntil != nil && !now.Before(*c.SnoozedUntil) {
-			todo = append(todo, decision{fmt.Sprintf("%s-unsnoozed-%d", key, c.SnoozedUntil.Unix()), conversationOf(c), key})
+		switch {
+		case c.ReopenedBy != 0:
+			todo = append(todo, decision{fmt.Sprintf("%s-reopened-%d", key, c.ReopenedBy), conversationOf(c), key, c.Seq})
+		case c.Status == events.ConversationSnoozed && c.SnoozedUntil != nil && !now.Before(*c.SnoozedUntil):
+			todo = append(todo, decision{fmt.Sprintf("%s-unsnoozed-%d", key, c.SnoozedUntil.Unix()), conversationOf(c), key, c.Seq})
 		}
 	}
 	p.mu.Unlock()
@@ -481,13 +487,36 @@ func (p *Projection) publishDecisions(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		subject := p.cfg.Subjects.Team(d.key.AccountUID, d.key.SessionType, d.key.TalkerID)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err = p.cfg.Publisher.PublishSeq(pctx, p.cfg.Subjects.Team(d.key.AccountUID, d.key.SessionType, d.key.TalkerID), ev)
+		last, err := p.lastOn(pctx, subject)
+		if err == nil && last > d.seen {
+			cancel()
+			continue // a team action this view has not applied yet: it decides
+		}
+		if err == nil {
+			_, err = p.cfg.Publisher.PublishIfLast(pctx, subject, ev, last)
+		}
 		cancel()
-		if err != nil {
+		switch {
+		case errors.Is(err, bus.ErrConflict):
+			// A newer team action: it decides, once applied.
+		case err != nil:
 			p.log.Warn("team state: publishing a reopening failed; it is tried again", "conversation", d.key, "err", err)
 		}
 	}
+}
+
+// lastOn is the stream sequence of the last event on subject, 0 for none.
+func (p *Projection) lastOn(ctx context.Context, subject string) (uint64, error) {
+	m, err := p.cfg.Stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
 }
 
 // conversationOf is the event model's description of c.

@@ -178,7 +178,7 @@ func (s *Service) act(ctx context.Context, key events.ConversationKey, by events
 		return nil, fmt.Errorf("recording the team action: %w", err)
 	}
 	if err := s.cfg.Projection.WaitApplied(pctx, seq); err != nil {
-		return nil, fmt.Errorf("the team action was recorded but is not visible yet: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrNotVisibleYet, err)
 	}
 	return s.Get(key)
 }
@@ -441,6 +441,11 @@ func (s *Service) seqnoBefore(ctx context.Context, key events.ConversationKey, b
 func markKey(key events.ConversationKey, msgKey uint64) string {
 	return fmt.Sprintf("history.%d.%d.%d.%d", key.AccountUID, key.SessionType, key.TalkerID, msgKey)
 }
+
+// ErrNotVisibleYet is a team action that was recorded (it is on the
+// stream and takes effect everywhere) but that this process has not
+// applied in time to answer with it: doing it again would do it twice.
+var ErrNotVisibleYet = errors.New("the team action was recorded but is not visible here yet")
 
 // IsInput reports whether err is the caller's mistake (a 4xx).
 func IsInput(err error) bool {

@@ -262,6 +262,9 @@ async function act(path, body) {
   if (!state.open) return;
   try {
     const c = await call('POST', convPath(state.open) + path, body);
+    // 202: recorded, but not yet visible to this bridge; the event stream
+    // brings the change in a moment.
+    if (c.status === 'accepted') return;
     state.open = c;
     drawHead();
     refresh(convKey(c), convPath(c));
