@@ -159,7 +159,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		b.HTTPAddr = b.http.Addr()
 	}
-	images := &send.ImageFetcher{}
+	images := &send.ImageFetcher{Uploads: b.Store.Uploads}
 	if b.HTTPAddr != "" {
 		images.AllowAddrs = []string{localAddr(b.HTTPAddr)}
 	}

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bilibridge/bilibridge/netguard"
 )
@@ -46,6 +49,45 @@ type ImageFetcher struct {
 	// Client replaces the HTTP client (tests); when set, the address check
 	// above is the caller's business.
 	Client *http.Client
+	// Uploads is the store of images pasted in the browser inbox (bucket
+	// bili_uploads). An image_url of GET /api/v1/images/{id} on a loopback
+	// address, which the API hands out for them, is read from it: any
+	// bridge process can send it, whichever process received the upload
+	// and whatever port it listens on. nil: fetched over HTTP.
+	Uploads jetstream.ObjectStore
+}
+
+// uploadsPath is where the API serves uploaded images.
+const uploadsPath = "/api/v1/images/"
+
+// uploadID is the id of an uploaded image when raw is the API's URL of
+// one, on a loopback address.
+func uploadID(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.RawQuery != "" || !strings.HasPrefix(u.Path, uploadsPath) {
+		return "", false
+	}
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return "", false
+	}
+	id := strings.TrimPrefix(u.Path, uploadsPath)
+	if id == "" || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return "", false
+	}
+	return id, true
+}
+
+// fromUploads reads the uploaded image id.
+func (f *ImageFetcher) fromUploads(ctx context.Context, id string, limit int64) (*FetchedImage, error) {
+	data, err := f.Uploads.GetBytes(ctx, id)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, &ImageError{Reason: "no such uploaded image (they are kept for a day)"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the uploaded image: %w", err)
+	}
+	return checkImage(data, "image", limit)
 }
 
 // ImageError is a download that cannot succeed by retrying: bad URL, 4xx,
@@ -89,6 +131,9 @@ func (f *ImageFetcher) Fetch(ctx context.Context, raw string) (*FetchedImage, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if id, ok := uploadID(raw); ok && f.Uploads != nil {
+		return f.fromUploads(ctx, id, limit)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
 		return nil, &ImageError{Reason: "image_url is not a valid URL"}
@@ -119,6 +164,12 @@ func (f *ImageFetcher) Fetch(ctx context.Context, raw string) (*FetchedImage, er
 	if err != nil {
 		return nil, fmt.Errorf("downloading the image: %w", err)
 	}
+	return checkImage(data, path.Base(resp.Request.URL.Path), limit)
+}
+
+// checkImage accepts data as a JPEG, PNG or GIF of at most limit bytes,
+// named after name.
+func checkImage(data []byte, name string, limit int64) (*FetchedImage, error) {
 	if int64(len(data)) > limit {
 		return nil, &ImageError{Reason: fmt.Sprintf("the image is larger than %d MiB", limit>>20)}
 	}
@@ -126,7 +177,6 @@ func (f *ImageFetcher) Fetch(ctx context.Context, raw string) (*FetchedImage, er
 	if !ok {
 		return nil, &ImageError{Reason: "image_url is not a JPEG, PNG or GIF image"}
 	}
-	name := path.Base(resp.Request.URL.Path)
 	if name == "" || name == "/" || name == "." || strings.ContainsAny(name, `"\`) {
 		name = "image"
 	}

@@ -249,7 +249,7 @@ func loadRecord(ctx context.Context, kv jetstream.KeyValue, key string) (*record
 func (s *Sender) Run(ctx context.Context) error {
 	uid := s.cfg.AccountUID
 	filter := s.cfg.Subjects.Sends(uid)
-	cons, err := s.cfg.Outbox.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       SenderConsumerName(uid),
 		Description:   "bilibridge sender of account " + strconv.FormatInt(uid, 10),
 		FilterSubject: filter,
@@ -257,9 +257,24 @@ func (s *Sender) Run(ctx context.Context) error {
 		AckWait:       s.cfg.AckWait,
 		// One command at a time, in order, across every process.
 		MaxAckPending: 1,
-	})
-	if err != nil {
-		return fmt.Errorf("sender: creating consumer: %w", err)
+	}
+	var cons jetstream.Consumer
+	for failures := 1; ; failures++ {
+		var err error
+		if cons, err = s.cfg.Outbox.CreateOrUpdateConsumer(ctx, cfg); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		// NATS may be restarting: the commands wait in the outbox.
+		wait := backoff.Jitter(backoff.Exp(time.Second, failures, time.Minute), 0.1)
+		s.log.Warn("sender: cannot make its consumer yet; trying again", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
 	}
 	s.loadBlock(ctx)
 	it, err := cons.Messages(jetstream.PullMaxMessages(1))

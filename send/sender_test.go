@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -586,5 +587,40 @@ func TestSenderIgnoresOtherAccounts(t *testing.T) {
 	info, err := r.store.Outbox.Info(context.Background())
 	if err != nil || info.State.Msgs != 1 {
 		t.Fatalf("outbox holds %v messages (err %v), want the other account's 1", info.State.Msgs, err)
+	}
+}
+
+// An image pasted in the inbox is read from the uploads store, by any
+// bridge process: its URL names the process that received it, which may
+// listen elsewhere (here: nowhere at all).
+func TestImageFetcherReadsUploadsFromTheStore(t *testing.T) {
+	st := bustest.Provision(t, bustest.StartServer(t).Connect(t), time.Second)
+	ctx := context.Background()
+	if _, err := st.Uploads.PutBytes(ctx, "aGVsbG8td29ybGQtMTIz", pngBytes(t)); err != nil {
+		t.Fatal(err)
+	}
+	f := &send.ImageFetcher{Uploads: st.Uploads, Timeout: 5 * time.Second}
+	img, err := f.Fetch(ctx, "http://127.0.0.1:1/api/v1/images/aGVsbG8td29ybGQtMTIz")
+	if err != nil || img.Type != "png" || len(img.Data) == 0 {
+		t.Fatalf("an uploaded image: %+v %v", img, err)
+	}
+	var ie *send.ImageError
+	if _, err := f.Fetch(ctx, "http://127.0.0.1:1/api/v1/images/bm8tc3VjaC1pbWFnZQ"); !errors.As(err, &ie) {
+		t.Fatalf("an unknown upload: %v, want an ImageError", err)
+	}
+	// Only the bridge's own (loopback) URLs are read from the store.
+	if _, err := f.Fetch(ctx, "http://10.0.0.1/api/v1/images/aGVsbG8td29ybGQtMTIz"); err == nil || !strings.Contains(err.Error(), "private or local") {
+		t.Fatalf("another host's URL: %v, want it fetched over HTTP (and refused)", err)
+	}
+}
+
+// A sender stopped while it is still starting stops cleanly (a bridge
+// stopped at once after its start reported an error).
+func TestSenderStoppedWhileStarting(t *testing.T) {
+	r := newSendRig(t, rigOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := send.NewSender(r.senderConfig()).Run(ctx); err != nil {
+		t.Fatalf("a sender stopped before it could start: %v", err)
 	}
 }
