@@ -130,7 +130,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	t := &tasks{cancel: cancel}
+	t := &tasks{ctx: ctx, cancel: cancel}
 	// fail stops what already runs; the HTTP listener, bound early, is
 	// released.
 	fail := func(err error) error {

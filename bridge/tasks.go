@@ -10,7 +10,10 @@ import (
 // tasks runs the bridge's long-lived parts; the first one that fails
 // stops the others.
 type tasks struct {
-	wg     sync.WaitGroup
+	wg sync.WaitGroup
+	// ctx is the tasks' context: once it ends, a task that returns
+	// because it was cancelled has stopped, not failed.
+	ctx    context.Context
 	cancel context.CancelFunc
 	mu     sync.Mutex
 	errs   []error
@@ -27,7 +30,11 @@ func (t *tasks) Go(name string, fn func() error) {
 				t.fail(fmt.Errorf("%s panicked: %v", name, p))
 			}
 		}()
-		if err := fn(); err != nil {
+		err := fn()
+		if err != nil && errors.Is(err, context.Canceled) && t.ctx != nil && t.ctx.Err() != nil {
+			return // stopped, perhaps while still starting
+		}
+		if err != nil {
 			t.fail(fmt.Errorf("%s: %w", name, err))
 		}
 	}()
