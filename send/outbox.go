@@ -1,6 +1,7 @@
 package send
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -36,6 +37,19 @@ type Outbox struct {
 	Accounts []int64
 	// PublishTimeout bounds queuing the command; default 10s.
 	PublishTimeout time.Duration
+}
+
+// queuedAs reports whether the command stored at seq in the outbox is
+// data: a duplicate of this very command is a publish of this call whose
+// ack was lost and that was retried (or someone queued exactly the
+// same), not a conflict.
+func (o *Outbox) queuedAs(ctx context.Context, seq uint64, data []byte) bool {
+	stream, err := o.JS.Stream(ctx, bus.StreamOutbox)
+	if err != nil {
+		return false
+	}
+	m, err := stream.GetMsg(ctx, seq)
+	return err == nil && bytes.Equal(m.Data, data)
 }
 
 // Submit records req as a queued command (KV Records) and queues it on
@@ -101,7 +115,7 @@ func (o *Outbox) Submit(ctx context.Context, req Request, wait time.Duration) (*
 	if err != nil {
 		return nil, fmt.Errorf("queuing the send command: %w", err)
 	}
-	if ack.Duplicate && created {
+	if ack.Duplicate && created && !o.queuedAs(ctx, ack.Sequence, data) {
 		// Someone queued this command_id without a record (straight onto
 		// NATS): it is not the request this caller made.
 		o.forget(ctx, req.AccountUID, cmd.CommandID)

@@ -2,6 +2,7 @@ package send_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -162,5 +163,24 @@ func TestDuplicateWithoutARecordIsAConflict(t *testing.T) {
 	var ce *send.ConflictError
 	if !errors.As(err, &ce) {
 		t.Fatalf("Submit: %v, want a conflict", err)
+	}
+}
+
+// A publish whose ack was lost is retried, and the retry is a duplicate
+// of the first attempt, which did land: that is this command, accepted,
+// not a conflict (the API answered 409 while the DM went out).
+func TestDuplicateOfTheSameCommandIsNoConflict(t *testing.T) {
+	r := newSendRig(t, rigOptions{})
+	cmd := events.SendCommand{CommandID: "k-2", Text: "mine"}
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first attempt, as it landed before its ack was lost.
+	r.raw(r.subjects.Send(sndUID, 1, uint64(sndFriend)), send.OutboxMsgID(sndUID, "k-2"), data)
+	ob := &send.Outbox{NC: r.conn.NC, JS: r.conn.JS, Records: r.store.Records, Subjects: r.subjects, Accounts: []int64{sndUID}}
+	out, err := ob.Submit(context.Background(), send.Request{SessionType: 1, TalkerID: uint64(sndFriend), Command: cmd}, 0)
+	if err != nil || out.CommandID != "k-2" {
+		t.Fatalf("Submit of a command already queued as it is: %+v %v, want it accepted", out, err)
 	}
 }
