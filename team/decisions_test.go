@@ -3,6 +3,7 @@ package team_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -236,5 +237,36 @@ func TestReadUpToAnOlderMessageLeavesNewerUnread(t *testing.T) {
 	read(200)
 	if c, _ := p.Get(conv); c.Unread != 0 {
 		t.Fatalf("unread %d after reading the newest", c.Unread)
+	}
+}
+
+// An action recorded on the stream but not applied by this process in
+// time is reported as such (the API answers 202), and in a chat as done:
+// repeating it would record it twice.
+func TestActionRecordedButNotVisibleYet(t *testing.T) {
+	r := newRig(t)
+	s, stop := startProjection(t, r.Rig, team.ProjectionConfig{})
+	r.message(events.DirectionIn, "hi")
+	bustest.Eventually(t, "the conversation", func() bool { _, err := s.Get(conv); return err == nil })
+	stop() // this process applies nothing more
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := s.AddNote(ctx, conv, "first", ana); !errors.Is(err, team.ErrNotVisibleYet) {
+		t.Fatalf("AddNote: %v, want ErrNotVisibleYet", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	answer, err := s.Do(ctx2, conv, team.Action{Kind: team.ActNote, Note: "second"}, ana)
+	if err != nil || !strings.Contains(answer, "in a moment") {
+		t.Fatalf("Do: %q %v, want done, shown in a moment", answer, err)
+	}
+	notes := 0
+	for _, e := range r.TeamEvents(conv) {
+		if e.Type == events.TypeTeamNote {
+			notes++
+		}
+	}
+	if notes != 2 {
+		t.Fatalf("%d notes on the stream, want 2", notes)
 	}
 }

@@ -186,6 +186,16 @@ func (s *Service) act(ctx context.Context, key events.ConversationKey, by events
 // Do carries out an action typed in a chat and returns the brief answer
 // the bot gives.
 func (s *Service) Do(ctx context.Context, key events.ConversationKey, a Action, by events.Actor) (string, error) {
+	answer, err := s.do(ctx, key, a, by)
+	if errors.Is(err, ErrNotVisibleYet) {
+		// Done, only not shown here yet: said as done, so that nobody
+		// repeats it (and a chat goes on skipping its own note's echo).
+		return answer + " It shows everywhere in a moment.", nil
+	}
+	return answer, err
+}
+
+func (s *Service) do(ctx context.Context, key events.ConversationKey, a Action, by events.Actor) (string, error) {
 	switch a.Kind {
 	case ActClaim:
 		if by.Member == "" {

@@ -115,11 +115,6 @@ func (s *Sink) teamCommand(ctx context.Context, m *models.Message, conv *convers
 	}
 	log := s.log.With("conversation", conv.String(), "user", from, "member", name, "action", a.Kind)
 	answer, err := s.cfg.Team.Do(ctx, key, a, by)
-	if errors.Is(err, team.ErrNotVisibleYet) {
-		// Recorded: it shows everywhere in a moment, and its echo here
-		// is still to be skipped.
-		err, answer = nil, "✔️ Saved; it shows in a moment."
-	}
 	if err != nil {
 		if noted != "" {
 			if err := s.echoes.Unmark(ctx, noted); err != nil {
